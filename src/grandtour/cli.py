@@ -1,0 +1,145 @@
+"""The ``grandtour`` command line.
+
+Each sub-command's arguments are declared here, and its work is done by a function
+in the module named for the concept (``grandtour.train.train_command``, ...), imported
+only when that command runs: ``grandtour --help`` works on a numpy-only install, and
+PyTorch is loaded only by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from grandtour import __version__
+from grandtour.errors import GrandTourError
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+
+
+def _handler(module: str, function: str):
+    def run(args: argparse.Namespace) -> int | None:
+        return getattr(importlib.import_module(module), function)(args)
+
+    return run
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="directory holding the dataset's files (IDX .gz files for mnist and "
+        "fashion-mnist, cifar-10-batches-py for cifar10); default: the usual places, "
+        "listed in the error message if nothing is found",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grandtour",
+        description="See what a neural network does with the Grand Tour "
+        "(Li, Zhao, Scheidegger, Distill 2020).",
+    )
+    parser.add_argument("--version", action="version", version=f"grandtour {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "demo",
+        help="train a small network on 8x8 digits, record it, and show it",
+        description="Train the digits network, record every layer at every epoch, run "
+        "the adversarial steps, and render the Grand Tour of the result.",
+    )
+    p.add_argument("--out", default="grandtour-demo", metavar="DIR",
+                   help="where the run and the figures go (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=120,
+                   help="frames per animation (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing demo run")
+    p.set_defaults(func=_handler("grandtour.demo", "demo_command"))
+
+    p = sub.add_parser(
+        "train",
+        help="train one of the article's networks, recording every layer into a run",
+        description="Train a network with every layer's output on fixed probe sets "
+        "recorded at every epoch (epoch 0 is the untrained network).",
+    )
+    p.add_argument("--dataset", choices=DATASETS, default="digits")
+    _add_data_dir(p)
+    p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: 99 as in the article; 30 for digits)")
+    p.add_argument("--probe-size", type=int, default=1000,
+                   help="probe examples per split, class-balanced (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 64")
+    p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default: 0.01)")
+    p.add_argument("--momentum", type=float, default=None, help="SGD momentum (default: 0.5)")
+    p.add_argument("--no-logit-relu", action="store_true",
+                   help="drop the ReLU between the last linear layer and the softmax "
+                   "(the article's MNIST network has it; see docs)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its last completed epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.set_defaults(func=_handler("grandtour.train", "train_command"))
+
+    p = sub.add_parser(
+        "adversarial",
+        help="iterative FGSM on a trained run, every step of every layer recorded",
+    )
+    p.add_argument("run", metavar="RUN", help="run directory written by `grandtour train`")
+    _add_data_dir(p)
+    p.add_argument("--source", default="8", help="class to perturb, by index or name (default: 8)")
+    p.add_argument("--target", default="0", help="class to push toward (default: 0)")
+    p.add_argument("--steps", type=int, default=100, help="FGSM steps (default: %(default)s)")
+    p.add_argument("--eps", type=float, default=0.01,
+                   help="L-infinity step per iteration, in [0, 1] pixel units (default: %(default)s)")
+    p.add_argument("--epoch", type=int, default=None, help="epoch of the weights (default: last)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_handler("grandtour.adversarial", "adversarial_command"))
+
+    p = sub.add_parser(
+        "import",
+        help="make a run from activations recorded elsewhere (.npz)",
+        description="Make a run store from a .npz file of activations; see docs/store.md "
+        "for the expected keys.",
+    )
+    p.add_argument("npz", help="the .npz file")
+    p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.set_defaults(func=_handler("grandtour.store", "import_command"))
+
+    p = sub.add_parser("info", help="summarise a run: layers, epochs, splits, metrics")
+    p.add_argument("run", metavar="RUN")
+    p.set_defaults(func=_handler("grandtour.store", "info_command"))
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GrandTourError as err:
+        print(f"grandtour {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] in {"torch", "zarr", "matplotlib", "sklearn", "tqdm"}:
+            print(
+                f"grandtour {args.command}: error: this command needs the Python package "
+                f"'{err.name.split('.')[0]}'. Install the extras: pip install 'grandtour[all]' "
+                "(with PyTorch pinned to the build you want, e.g. torch==2.13.0 for the CPU).",
+                file=sys.stderr,
+            )
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print(f"grandtour {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
