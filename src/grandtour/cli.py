@@ -34,6 +34,11 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
         "fashion-mnist, cifar-10-batches-py for cifar10); default: the usual places, "
         "listed in the error message if nothing is found",
     )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the dataset from its official source if it is not found (needs internet)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
