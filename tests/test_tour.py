@@ -282,6 +282,20 @@ def test_geodesic_matrix_set_and_rebase():
         tour.step(-0.1)
 
 
+def test_geodesic_tour_stands_still_when_the_target_is_the_current_plane():
+    tour = GeodesicTour(4, speed=1.0, targets=lambda: np.eye(4)[:, :2])  # start is I
+    before = tour.matrix
+    tour.step(0.5).step(0.0)
+    np.testing.assert_array_equal(tour.matrix, before)
+
+
+def test_geodesic_target_with_a_zero_column_is_refused():
+    T = np.zeros((4, 2))
+    T[2, 1] = 1.0
+    with pytest.raises(ValueError, match="independent"):
+        GeodesicTour(4, targets=lambda: T)
+
+
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(2, 12), seed=st.integers(0, 10_000),
        dts=st.lists(st.floats(0, 3), min_size=1, max_size=20))

@@ -111,7 +111,7 @@ def axis_drag(GT, i: int, dx: float, dy: float) -> np.ndarray:
     """Drag the handle of axis ``i`` by ``(dx, dy)`` screen units (axis mode).
 
     ``GT[i, :2] += (dx, dy)``, then :func:`gram_schmidt_rows` with row ``i`` first.
-    The handle lands at ``normalize(e_i GT + D)[:2]``.
+    The handle lands at ``normalize(e_i GT + D)[:2]`` (for a drag that is not split, below).
 
     A drag that would carry the handle through the origin in one step
     (``1 + <h_i, D> < FLIP_MARGIN``, with ``h_i`` the handle) would make Gram-Schmidt
@@ -163,8 +163,11 @@ def simple_rotation(u, w) -> tuple[np.ndarray, np.ndarray, float] | None:
     """
     u = np.asarray(u, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
-    a = u / np.linalg.norm(u)
-    wn = w / np.linalg.norm(w)
+    nu, nw = np.linalg.norm(u), np.linalg.norm(w)
+    if not (nu > 0 and nw > 0 and math.isfinite(nu) and math.isfinite(nw)):
+        raise ValueError("simple_rotation needs two finite, non-zero vectors")
+    a = u / nu
+    wn = w / nw
     cos = float(a @ wn)
     r = wn - cos * a
     sin = float(np.linalg.norm(r))
@@ -265,7 +268,9 @@ def centroid(X, selection=None) -> np.ndarray:
         if sel.dtype == bool:
             if sel.shape != (X.shape[0],):
                 raise ValueError(f"a boolean selection must have shape ({X.shape[0]},), got {sel.shape}")
-        elif sel.size and not np.issubdtype(sel.dtype, np.integer):
+        elif sel.size == 0:
+            sel = np.zeros(0, dtype=np.intp)  # [] is a float array to numpy
+        elif not np.issubdtype(sel.dtype, np.integer):
             raise ValueError("selection must be a boolean mask or integer indices")
         X = X[sel]
     X = X[np.all(np.isfinite(X), axis=1)]

@@ -484,7 +484,8 @@ class GeodesicTour(Tour):
         if T.shape != (self.ndim, 2) or not np.all(np.isfinite(T)):
             raise ValueError(f"a target must be a finite ({self.ndim}, 2) frame, got {T.shape}")
         Q, R = np.linalg.qr(T)  # any basis of the plane will do
-        if abs(R[1, 1]) < 1e-12 * max(abs(R[0, 0]), 1e-300):
+        scale = float(np.linalg.norm(T))
+        if scale == 0.0 or min(abs(R[0, 0]), abs(R[1, 1])) <= 1e-12 * scale:
             raise ValueError("a target frame's two columns must be linearly independent")
         return Q
 
@@ -554,4 +555,7 @@ class GeodesicTour(Tour):
             self._start = self._matrix_at(1.0)
             self.targets_reached += 1
             self._new_segment(self._next_target())
+            # A target on the current plane (a guided tour that has converged): stand still.
+            if self.segment_length == 0.0:
+                return self
         raise ValueError(f"dt = {dt} s at speed {self.speed} crosses too many target planes")
