@@ -107,6 +107,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_handler("grandtour.adversarial", "adversarial_command"))
 
     p = sub.add_parser(
+        "align",
+        help="precompute the layer transitions (SVD alignment) of a run for the viewer",
+        description="Align every pair of consecutive layers by the SVD of the map between "
+        "them, once per run, and store the result in the run so that the viewer only reads.",
+    )
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--epochs", type=int, nargs="*", default=None,
+                   help="epochs to align (default: all)")
+    p.add_argument("--threshold", type=int, default=1024,
+                   help="layers wider than this are shown in a fixed reduction (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="recompute what is already stored")
+    p.set_defaults(func=_handler("grandtour.align", "align_command"))
+
+    p = sub.add_parser(
+        "serve",
+        help="open runs in the viewer (a local web page)",
+        description="Serve the viewer and the given runs on a local web server, and open "
+        "it in the browser.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (several can be picked in the page)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: %(default)s; anything else exposes your runs)")
+    p.add_argument("--port", type=int, default=8787, help="port (default: %(default)s; 0 = any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=_handler("grandtour.server", "serve_command"))
+
+    p = sub.add_parser(
         "import",
         help="make a run from activations recorded elsewhere (.npz)",
         description="Make a run store from a .npz file of activations; see docs/store.md "
@@ -132,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"grandtour {args.command}: error: {err}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:
-        if err.name and err.name.split(".")[0] in {"torch", "zarr", "matplotlib", "sklearn", "tqdm"}:
+        if err.name and err.name.split(".")[0] in {"torch", "zarr", "matplotlib", "sklearn", "tqdm", "fastapi", "uvicorn", "PIL", "scipy"}:
             print(
                 f"grandtour {args.command}: error: this command needs the Python package "
                 f"'{err.name.split('.')[0]}'. Install the extras: pip install 'grandtour[all]' "
