@@ -71,21 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a network with every layer's output on fixed probe sets "
         "recorded at every epoch (epoch 0 is the untrained network).",
     )
-    p.add_argument("--dataset", choices=DATASETS, default="digits")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="default: digits (with --resume: the run's own)")
     _add_data_dir(p)
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: 99 as in the article; 30 for digits)")
-    p.add_argument("--probe-size", type=int, default=1000,
-                   help="probe examples per split, class-balanced (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--probe-size", type=int, default=None,
+                   help="probe examples per split, class-balanced (default: 1000)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=None, help="default: 64")
-    p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default: 0.01)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="SGD learning rate (default: 0.01; 0.05 for digits)")
     p.add_argument("--momentum", type=float, default=None, help="SGD momentum (default: 0.5)")
-    p.add_argument("--no-logit-relu", action="store_true",
-                   help="drop the ReLU between the last linear layer and the softmax "
-                   "(the article's MNIST network has it; see docs)")
+    p.add_argument("--logit-relu", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the ReLU between the last linear layer and the softmax, as the "
+                   "article's MNIST network has it (default: on; off for digits, where it "
+                   "leaves classes unlearnt)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its last completed epoch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run")
@@ -168,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         raise
+    except BrokenPipeError:  # `grandtour info RUN | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"grandtour {args.command}: interrupted", file=sys.stderr)
         return 130

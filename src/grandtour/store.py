@@ -64,8 +64,10 @@ FLOAT16_MAX = 65504.0
 #: Largest chunk we aim for; only the example axis is split to stay under it.
 CHUNK_BYTES = 64 * 2**20
 #: Top-level entries a run directory may hold; `create(overwrite=True)` deletes only such a directory.
+# What a run directory may hold: the store's own entries, the trainer's resume state and
+# the precomputed layer alignment (grandtour.align).
 _RUN_ENTRIES = {"zarr.json", COMMIT_FILE, "probes", "activations", "predictions", "metrics",
-                "params", "adversarial"}
+                "params", "adversarial", "train_state.pt", "alignment"}
 _METRICS = ("loss", "accuracy", "class_loss", "class_accuracy")
 # Names become directory names: no separators, no leading dot, nothing Zarr reserves ("__").
 _NAME = re.compile(r"^(?!__)[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
