@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (several can be picked in the page)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: %(default)s; anything else exposes your runs)")
-    p.add_argument("--port", type=int, default=8787, help="port (default: %(default)s; 0 = any free port)")
+    p.add_argument("--port", type=int, default=None,
+                   help="port (default: 8787, or the next free one; 0 = any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=_handler("grandtour.server", "serve_command"))
 
