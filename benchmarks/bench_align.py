@@ -1,0 +1,201 @@
+"""Convolution alignment: the layer as an operator vs. its dense matrix.
+
+For each convolution, three measurements, each in its own subprocess (so each peak
+memory is that method's own):
+
+- ``operator``: the leading ``k`` singular triplets of the layer's map ``M`` by ARPACK
+  (``grandtour.align.operator_svd``), each iteration one forward and one adjoint call of
+  the convolution; ``M`` is never built.
+- ``dense``: what the article did: materialise ``M`` (``n_in x n_out``) and take its SVD
+  (``numpy.linalg.svd``, thin). Skipped when ``M`` alone would not fit in memory.
+- ``align``: what ``grandtour align`` does for that layer at one epoch with the default
+  threshold (1024): form ``C = R_in^T M R_out`` through the operator, where ``R`` is the
+  layer's reduction (a random orthonormal basis here, for timing) or the identity, and
+  take the full SVD of ``C``.
+
+The table prints the time of each, the ratio dense / operator, the peak resident memory
+of the measured step above the resident memory just before it (Linux: the peak counter
+is reset with ``/proc/self/clear_refs`` and read from ``VmHWM``), and the largest
+relative difference between the top-k singular values of the two methods.
+
+Threads: every subprocess runs with the same number of BLAS and torch threads
+(``--threads``, default 1), so both methods get the same hardware. One thread also keeps
+the comparison meaningful on a shared machine, where multi-threaded BLAS and torch
+spin-wait and per-call times swing by orders of magnitude with the load.
+
+Run: ``python benchmarks/bench_align.py`` (``--k 16``, ``--only NAME``, ``--threads 1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+
+CASES = {
+    # name: (in_channels, out_channels, kernel, size, padding)
+    "mnist conv1 (1->10, 5x5, 28x28)": (1, 10, 5, 28, 0),
+    "mnist conv2 (10->20, 5x5, 12x12)": (10, 20, 5, 12, 0),
+    "conv 64->64, 3x3 pad 1, 8x8": (64, 64, 3, 8, 1),
+    "conv 64->64, 3x3 pad 1, 32x32": (64, 64, 3, 32, 1),
+}
+#: Skip the dense method when M (float64) would need more than this much memory.
+DENSE_LIMIT_BYTES = 8 * 2**30
+THRESHOLD = 1024
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0  # kB
+    raise KeyError(field)
+
+
+def _reset_peak() -> float:
+    """Reset the peak-RSS counter (Linux: clear_refs 5) and return the current RSS, MB.
+
+    Without the reset, the high-water mark of the set-up (imports, the random reduction
+    bases) would hide the peak of the measured step.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _status_mb("VmRSS")
+    except OSError:  # not Linux: fall back to the process-lifetime peak
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _peak_mb() -> float:
+    try:
+        return _status_mb("VmHWM")
+    except (OSError, KeyError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _layer(case: str):
+    import numpy as np
+    import torch
+
+    from grandtour.align import layer_map
+    from grandtour.store import LayerInfo
+
+    c_in, c_out, k, size, pad = CASES[case]
+    out = size + 2 * pad - k + 1
+    rng = np.random.default_rng(0)
+    bound = 1.0 / math.sqrt(c_in * k * k)  # PyTorch's default initialisation range
+    weight = rng.uniform(-bound, bound, (c_out, c_in, k, k))
+    prev = LayerInfo("prev", "relu", (c_in, size, size))
+    layer = LayerInfo("conv", "conv2d", (c_out, out, out),
+                      config={"stride": [1, 1], "padding": [pad, pad], "dilation": [1, 1], "groups": 1})
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    return layer_map(prev, layer, {"weight": weight, "bias": np.zeros(c_out)})
+
+
+def worker(method: str, case: str, k: int) -> dict:
+    """Run one method on one case; returns time, peak memory and the top-k singular values."""
+    import numpy as np
+
+    from grandtour import align
+
+    op = _layer(case)
+    reductions = []
+    if method == "align":
+        rng = np.random.default_rng(1)
+        for n in (op.n_in, op.n_out):  # a wide side gets a (random) orthonormal reduction
+            reductions.append(np.linalg.qr(rng.standard_normal((n, THRESHOLD)))[0] if n > THRESHOLD else None)
+    base = _reset_peak()
+    t0 = time.perf_counter()
+    if method == "operator":
+        _, s, _ = align.operator_svd(op, k)
+    elif method == "dense":
+        m = op.matrix()
+        s = np.linalg.svd(m, full_matrices=False)[1][:k]  # vectors too: what aligning needs
+    else:
+        c = op.compress(*reductions)
+        s = align._svd_alignment(c)[1][:k]  # noqa: SLF001 - the exact step align_run takes
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "peak_mb": _peak_mb() - base, "s": [float(v) for v in s],
+            "n_in": op.n_in, "n_out": op.n_out}
+
+
+def _run(method: str, case: str, k: int, threads: int) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", method, "--case", case, "--k", str(k)]
+    env = dict(os.environ, **{v: str(threads) for v in (
+        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--k", type=int, default=16, help="leading singular values compared")
+    parser.add_argument("--only", default=None, help="run the cases whose name contains this")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads per method")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.case, args.k)))
+        return
+
+    print(f"operator = ARPACK top-{args.k} triplets through conv/adjoint; dense = build M, "
+          f"numpy.linalg.svd; align = C = R^T M R through the operator + full SVD (threshold {THRESHOLD}).")
+    print(f"{args.threads} thread(s) per method ({os.cpu_count()} CPUs); MB = peak resident memory of the step above the resident "
+          "memory before it, each method in its own process.\n")
+    head = (f"{'layer':34} {'n_in x n_out':>13} {'operator s':>10} {'dense s':>9} {'dense/op':>8} "
+            f"{'op MB':>7} {'dense MB':>9} {'max rel diff top-k':>18} {'align s':>8} {'align MB':>8}")
+    print(head)
+    print("-" * len(head))
+    estimated: list[str] = []
+    ref = None  # (work, seconds) of the largest dense SVD measured, for extrapolating
+    for case in CASES:
+        if args.only and args.only not in case:
+            continue
+        c_in, c_out, kk, size, pad = CASES[case]
+        out = size + 2 * pad - kk + 1
+        n_in, n_out = c_in * size * size, c_out * out * out
+        op = _run("operator", case, args.k, args.threads)
+        dense = None
+        if n_in * n_out * 8 <= DENSE_LIMIT_BYTES:
+            dense = _run("dense", case, args.k, args.threads)
+        al = _run("align", case, args.k, args.threads)
+        if op is None:
+            print(f"{case:34} operator run failed")
+            continue
+        work = n_in * n_out * min(n_in, n_out)  # the flops of a thin SVD, up to a constant
+        if dense is not None:
+            diff = max(abs(a - b) / b for a, b in zip(op["s"], dense["s"], strict=True))
+            dense_s, ratio = f"{dense['seconds']:9.2f}", f"{dense['seconds'] / op['seconds']:8.1f}"
+            dense_mb, diff_s = f"{dense['peak_mb']:9.0f}", f"{diff:18.1e}"
+            if ref is None or work > ref[0]:
+                ref = (work, dense["seconds"])
+        else:
+            gib = n_in * n_out * 8 / 2**30
+            dense_mb, diff_s = f"{f'M={gib:.0f}GiB':>9}", f"{'(no dense)':>18}"
+            if ref is not None:  # not run: M does not fit; the time it would take, by scaling
+                est = ref[1] * work / ref[0]
+                dense_s, ratio = f"~{est:8.1e}", f"~{est / op['seconds']:7.1e}"
+                estimated.append(case)
+            else:
+                dense_s, ratio = f"{'n/a':>9}", f"{'n/a':>8}"
+        al_s = f"{al['seconds']:8.2f}" if al else f"{'failed':>8}"
+        al_mb = f"{al['peak_mb']:8.0f}" if al else ""
+        print(f"{case:34} {f'{n_in}x{n_out}':>13} {op['seconds']:10.2f} {dense_s} {ratio} "
+              f"{op['peak_mb']:7.0f} {dense_mb} {diff_s} {al_s} {al_mb}")
+    if estimated:
+        print(f"\n~: not run ({', '.join(estimated)}): the dense matrix alone exceeds "
+              f"{DENSE_LIMIT_BYTES / 2**30:.0f} GiB; its time is the largest measured dense SVD "
+              "scaled by n_in * n_out * min(n_in, n_out).")
+
+
+if __name__ == "__main__":
+    main()
