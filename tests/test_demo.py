@@ -21,7 +21,7 @@ def _n_frames(path):
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "tmp"
-    rc = main(["demo", "--out", str(out), "--epochs", "2", "--frames", "4"])
+    rc = main(["demo", "--no-serve", "--out", str(out), "--epochs", "2", "--frames", "4"])
     assert rc == 0
     return out
 
@@ -53,7 +53,7 @@ def test_demo_run_has_epochs_0_to_2_and_the_adversarial_steps(demo_out):
 
 def test_demo_refuses_to_replace_a_run_without_overwrite(demo_out, capsys):
     before = sorted(p.name for p in (demo_out / "run").iterdir())
-    rc = main(["demo", "--out", str(demo_out), "--epochs", "1", "--frames", "2"])
+    rc = main(["demo", "--no-serve", "--out", str(demo_out), "--epochs", "1", "--frames", "2"])
     err = capsys.readouterr().err
     assert rc == 2
     assert "--overwrite" in err and "run" in err
@@ -64,7 +64,7 @@ def test_demo_refuses_to_replace_a_run_without_overwrite(demo_out, capsys):
 def test_demo_overwrite_replaces_the_run(demo_out, capsys):
     from grandtour.store import Run
 
-    rc = main(["demo", "--out", str(demo_out), "--epochs", "1", "--frames", "2", "--overwrite"])
+    rc = main(["demo", "--no-serve", "--out", str(demo_out), "--epochs", "1", "--frames", "2", "--overwrite"])
     assert rc == 0
     assert Run.open(demo_out / "run").epochs == [0, 1]
     assert _n_frames(demo_out / "training-dynamics.gif") == 2
@@ -76,7 +76,7 @@ def test_demo_overwrite_replaces_the_run(demo_out, capsys):
 def test_demo_without_the_training_extras_draws_the_warm_up_and_says_how(tmp_path, capsys,
                                                                          monkeypatch):
     monkeypatch.setattr(demo, "_missing_pipeline", lambda: ["torch"])
-    rc = main(["demo", "--out", str(tmp_path / "d"), "--frames", "3"])
+    rc = main(["demo", "--no-serve", "--out", str(tmp_path / "d"), "--frames", "3"])
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(WARM_UP)
     assert all(_n_frames(tmp_path / "d" / n) == 3 for n in WARM_UP)
@@ -86,7 +86,7 @@ def test_demo_without_the_training_extras_draws_the_warm_up_and_says_how(tmp_pat
 
 @pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--frames", "0"), ("--seed", "-1")])
 def test_demo_rejects_bad_numbers(tmp_path, capsys, flag, value):
-    rc = main(["demo", "--out", str(tmp_path / "d"), flag, value])
+    rc = main(["demo", "--no-serve", "--out", str(tmp_path / "d"), flag, value])
     assert rc == 2
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "d").exists()

@@ -379,12 +379,20 @@ def test_transitions_and_reductions_of_an_aligned_run(tmp_path: Path) -> None:
         b = np.frombuffer(basis.content, "<f4")
         np.testing.assert_allclose(b[:d_in * d_in].reshape(d_in, d_in), t.basis_in, atol=1e-6)
         np.testing.assert_allclose(b[d_in * d_in:].reshape(d, d), t.basis_out, atol=1e-6)
-    # An epoch committed after `grandtour align` has no stored transition yet: 404, not a guess.
+    # An epoch committed after `grandtour align` is aligned on demand, in the stored reductions.
     writer = RunWriter.open(path)
-    writer.write_epoch(2, activations={"train": {"fc": np.zeros((12, 4)), "relu": np.zeros((12, 4)),
-                                                 "wide": np.zeros((12, 8))}})
+    rng = np.random.default_rng(5)
+    writer.write_epoch(2, activations={"train": {"fc": rng.normal(size=(12, 4)),
+                                                 "relu": rng.normal(size=(12, 4)),
+                                                 "wide": rng.normal(size=(12, 8))}})
     resp = c.get("/api/runs/aligned/transition/fc/2/train")
-    assert resp.status_code == 404 and "grandtour align" in _error(resp)
+    assert resp.status_code == 200, resp.text
+    t = align.Aligner(path).transition("fc", 2, "train")
+    n, k = map(int, resp.headers["x-shape"].split(","))
+    assert (n, k) == t.start.shape
+    both = np.frombuffer(resp.content, "<f2").astype(np.float64) * float(resp.headers["x-scale"])
+    peak = max(np.abs(t.start).max(), np.abs(t.end).max())
+    np.testing.assert_allclose(both[n * k:].reshape(n, k), t.end, atol=2**-10 * peak)
 
 
 # ----------------------------------------------------------------------------- live runs

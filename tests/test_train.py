@@ -294,7 +294,7 @@ def test_summary_names_accuracies_late_classes_and_the_run(reference):
 def _args(**kw):
     base = dict(dataset=None, data_dir=None, download=False, out=None, epochs=None,
                 probe_size=None, seed=None, device="cpu", batch_size=None, lr=None,
-                momentum=None, logit_relu=None, resume=False, overwrite=False)
+                momentum=None, logit_relu=None, resume=False, overwrite=False, align=False)
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -329,6 +329,15 @@ def test_train_command_trains_and_prints_a_summary(tmp_path, capsys):
     assert train_command(_args(out=str(out), epochs=2, probe_size=40, resume=True)) == 0
     run = Run.open(out)
     assert run.epochs == [0, 1, 2] and run.config["lr"] == 0.02
+
+
+def test_train_command_aligns_the_layers_unless_told_not_to(tmp_path):
+    from grandtour.align import load_transition
+
+    out = tmp_path / "run"
+    assert train_command(_args(out=str(out), epochs=1, probe_size=30, align=True)) == 0
+    t = load_transition(out, "fc1", 1, "test")  # stored: raises if not aligned
+    assert t.start.shape == t.end.shape and t.start.shape[0] == 30
 
 
 def test_train_command_rejects_bad_epochs(tmp_path):

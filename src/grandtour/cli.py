@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=120,
                    help="frames per animation (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo run")
+    p.add_argument("--no-serve", dest="serve", action="store_false",
+                   help="stop after writing the run and the figures instead of opening the viewer")
+    p.add_argument("--port", type=int, default=None, help="viewer port (default: 8787 or the next free one)")
+    p.add_argument("--no-browser", action="store_true", help="serve the viewer without opening a browser")
     p.set_defaults(func=_handler("grandtour.demo", "demo_command"))
 
     p = sub.add_parser(
@@ -92,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its last completed epoch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.add_argument("--no-align", dest="align", action="store_false",
+                   help="skip precomputing the layer transitions (run `grandtour align` later)")
     p.set_defaults(func=_handler("grandtour.train", "train_command"))
 
     p = sub.add_parser(

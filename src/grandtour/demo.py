@@ -231,7 +231,8 @@ class _Clock:
 def demo_command(args) -> int:
     """``grandtour demo``: warm-up tours, then train, attack and draw the digits network.
 
-    ``args`` has ``out``, ``epochs``, ``seed``, ``frames`` and ``overwrite``. Writes only
+    ``args`` has ``out``, ``epochs``, ``seed``, ``frames``, ``overwrite`` and, for the
+    viewer at the end, ``serve``, ``port`` and ``no_browser``. Writes only
     inside ``args.out``; the run goes to ``args.out/run`` and is replaced only with
     ``overwrite``.
     """
@@ -287,7 +288,13 @@ def demo_command(args) -> int:
     attack = run_adversarial(run_dir, **DEMO_ADVERSARIAL)
     clock.lap(f"FGSM {DEMO_ADVERSARIAL['source']} -> {DEMO_ADVERSARIAL['target']}, "
               f"{DEMO_ADVERSARIAL['steps']} steps")
+    # The viewer's layer dynamics read precomputed transitions: align the last epoch now
+    # (the server aligns any other epoch on demand; `grandtour align` does them all).
+    from grandtour.align import align_run
+
     run = Run.open(run_dir)
+    align_run(run_dir, epochs=[run.epochs[-1]], progress=False)
+    clock.lap(f"aligned the layers at epoch {run.epochs[-1]}")
     clock.done("run", run_dir)
 
     print("\ngrandtour demo: drawing from the run", flush=True)
@@ -300,6 +307,12 @@ def demo_command(args) -> int:
     clock.done("per-class test loss", plot_class_loss(run, out / "class-loss.png"))
 
     print(_summary(run, attack, clock), flush=True)
+    if getattr(args, "serve", False):
+        from grandtour.server import serve
+
+        print("\ngrandtour demo: opening the viewer (Ctrl-C to stop)", flush=True)
+        serve([run_dir], host="127.0.0.1", port=getattr(args, "port", None),
+              open_browser=not getattr(args, "no_browser", False), block=True)
     return 0
 
 

@@ -312,9 +312,15 @@ class _RunHandle:
         try:
             t = align.load_transition(self.run, layer, epoch, split)
         except StoreError as err:
-            if "not been aligned" in str(err):  # e.g. an epoch committed after `grandtour align`
-                raise _not_found(str(err)) from None
-            raise
+            if "not been aligned" not in str(err):
+                raise
+            # An epoch `grandtour align` did not cover (e.g. committed after it, or
+            # `train --align last`): compute it now, in the run's stored reductions.
+            with self.align_lock:
+                if self._aligner is None:
+                    self._aligner = align.Aligner(self.run)
+                aligner = self._aligner
+            t = aligner.transition(layer, epoch, split)
         with self.align_lock:
             self._transitions[key] = t
             while len(self._transitions) > TRANSITION_CACHE:

@@ -769,4 +769,11 @@ def train_command(args) -> int:
         print(f"{args.out} already has {run.epochs[-1]} epochs (asked for {epochs}); "
               "nothing to train")
     print(training_summary(run, epoch_seconds=seconds, record_seconds=record_seconds))
+    if getattr(args, "align", True):
+        from grandtour.align import align_run
+
+        print("aligning the layers for the viewer's layer dynamics (--no-align to skip) ...",
+              flush=True)
+        summary = align_run(args.out, progress=True)
+        print(f"aligned {len(summary['epochs_aligned'])} epoch(s) of {args.out}")
     return 0
