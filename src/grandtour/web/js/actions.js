@@ -1,0 +1,252 @@
+/**
+ * What the user can do, as functions of the app: the controls, the legend, the chart,
+ * the network diagram and the keyboard all call these (one implementation of each).
+ */
+
+import { PRESET_VERSION, base64ToF64, decodeHash, downloadPreset, encodeHash, f64ToBase64, readPresetFile } from './presets.js';
+import { matrix } from './linalg.js';
+import { matrixFromFrame } from './tours.js';
+
+const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
+
+export function makeActions(app) {
+  const store = app.store;
+  const get = () => store.get();
+  const E = () => get().meta?.epochs.length ?? 0;
+  const L = () => get().meta?.layers.length ?? 0;
+
+  const actions = {
+    async openRun(runId) {
+      if (runId === get().runId) return;
+      try {
+        history.replaceState(null, '', location.pathname + location.search); // a view of another run
+        await app.openRun(runId);
+      } catch (err) {
+        store.set({ status: 'error', error: `Could not open run ${runId}: ${err.message}` });
+      }
+    },
+    togglePlay() { store.set({ playing: !get().playing }); },
+    setPlaying(on) { store.set({ playing: !!on }); },
+    setSpeed(v) { store.set({ speed: clamp(Number(v) || 0, 0, 3) }); },
+    speedBy(f) { store.set({ speed: clamp(Math.max(get().speed, 0.02) * f, 0, 3) }); },
+
+    setDisplay(mode) {
+      if (mode === 'images' && !Object.values(app.atlases).some(Boolean)) return;
+      store.set({ display: mode });
+    },
+    toggleDisplay() { actions.setDisplay(get().display === 'points' ? 'images' : 'points'); },
+
+    toggleSplit(split) {
+      const s = get();
+      if (!s.meta || !s.meta.splits.includes(split)) return;
+      let next;
+      if (s.splits.includes(split)) {
+        if (s.splits.length === 1) return; // at least one panel
+        next = s.splits.filter((x) => x !== split);
+      } else {
+        next = s.meta.splits.filter((x) => x === split || s.splits.includes(x));
+      }
+      store.set({ splits: next });
+    },
+
+    zoomBy(f) { store.set({ zoom: clamp(get().zoom * f, 0.1, 40) }); },
+    resetZoom() { store.set({ zoom: 1 }); },
+    toggleFullscreen() {
+      if (document.fullscreenElement) document.exitFullscreen?.();
+      else document.documentElement.requestFullscreen?.().catch(() => {});
+    },
+
+    setEpoch(i) {
+      if (!E()) return;
+      store.set({ epoch: clamp(Math.round(i), 0, E() - 1), epochPlaying: false });
+    },
+    /** Step from the target epoch (repeated presses add up while the view moves). */
+    stepEpoch(d) { actions.setEpoch((get().epochPlaying ? Math.round(get().epochPos) : get().epoch) + d); },
+    toggleEpochPlay() {
+      const s = get();
+      if (s.epochPlaying) {
+        store.set({ epochPlaying: false, epoch: Math.min(E() - 1, Math.ceil(s.epochPos - 1e-9)) });
+      } else {
+        if (Math.round(s.epochPos) >= E() - 1) store.set({ epoch: 0, epochPos: 0 });
+        store.set({ epochPlaying: E() > 1, layerPlaying: false });
+      }
+    },
+
+    setLayer(i) {
+      if (!L()) return;
+      store.set({ layer: clamp(Math.round(i), 0, L() - 1), layerPlaying: false });
+    },
+    stepLayer(d) {
+      const s = get();
+      const from = s.layerPlaying ? (d > 0 ? Math.floor(s.layerPos + 1e-9) : Math.ceil(s.layerPos - 1e-9)) : s.layer;
+      actions.setLayer(from + d);
+    },
+    toggleLayerPlay() {
+      const s = get();
+      if (s.layerPlaying) {
+        store.set({ layerPlaying: false, layer: Math.min(L() - 1, Math.ceil(s.layerPos - 1e-9)) });
+      } else {
+        if (Math.round(s.layerPos) >= L() - 1) {
+          store.set({ layer: 0, layerPos: 0 });
+          app.dynamics.jumpTo(0);
+        }
+        store.set({ layerPlaying: L() > 1, epochPlaying: false });
+      }
+    },
+
+    async setAdversarial(name) {
+      const s = get();
+      if (!name) {
+        store.set({ adversarial: null, advPlaying: false });
+        return;
+      }
+      try {
+        const rec = await app.cache.adversarial(s.runId, name);
+        const m = get().meta;
+        const ei = m.epochs.indexOf(rec.meta.epoch);
+        const patch = { adversarial: name, advSteps: rec.meta.steps, advPos: 0, advStep: 0, advPlaying: false };
+        if (ei >= 0) patch.epoch = ei;
+        if (!get().splits.includes(rec.meta.split)) patch.splits = m.splits.filter((x) => x === rec.meta.split || get().splits.includes(x));
+        const layerName = m.layers[Math.round(get().layerPos)].name;
+        if (!rec.meta.layers.includes(layerName)) {
+          const soft = rec.meta.layers.includes('softmax') ? 'softmax' : rec.meta.layers[rec.meta.layers.length - 1];
+          patch.layer = m.layers.findIndex((l) => l.name === soft);
+        }
+        store.set(patch);
+      } catch (err) {
+        store.set({ notice: `Adversarial record ${name}: ${err.message}` });
+      }
+    },
+    setAdvStep(i) {
+      const s = get();
+      if (!s.adversarial) return;
+      store.set({ advStep: clamp(Math.round(i), 0, s.advSteps), advPlaying: false });
+    },
+    stepAdv(d) {
+      if (!get().adversarial) {
+        const names = get().meta?.adversarial ?? [];
+        if (names.length) actions.setAdversarial(names[0]);
+        return;
+      }
+      actions.setAdvStep(Math.round(get().advPos) + d);
+    },
+    toggleAdvPlay() {
+      const s = get();
+      if (!s.adversarial) {
+        const names = s.meta?.adversarial ?? [];
+        if (names.length) actions.setAdversarial(names[0]).then(() => store.set({ advPlaying: true }));
+        return;
+      }
+      if (s.advPlaying) store.set({ advPlaying: false, advStep: Math.round(s.advPos) });
+      else {
+        if (Math.round(s.advPos) >= s.advSteps) store.set({ advPos: 0, advStep: 0 });
+        store.set({ advPlaying: true });
+      }
+    },
+
+    toggleClass(c) {
+      const hidden = new Set(get().hidden);
+      if (hidden.has(c)) hidden.delete(c); else hidden.add(c);
+      store.set({ hidden });
+    },
+    highlightClass(c) { store.set({ highlight: c }); },
+    /** Select every point of class c in the shown splits; `add` keeps the selection. */
+    selectClass(c, add = false) { app.selection.selectClass(c, add); },
+    clearSelection() { app.clearSelection(); },
+    escape() {
+      if (get().help) store.set({ help: false });
+      else app.clearSelection();
+    },
+    toggleHelp(on) { store.set({ help: on ?? !get().help }); },
+
+    // ---------------------------------------------------------------- presets
+    preset() {
+      const s = get();
+      const GT = app.tours.matrix;
+      const li = Math.round(s.layerPos);
+      return {
+        version: PRESET_VERSION,
+        run: s.runId,
+        runName: s.meta.name,
+        layer: s.meta.layers[li].name,
+        epoch: s.meta.epochs[Math.round(s.epochPos)],
+        splits: [...s.splits],
+        tour: { dim: GT.rows, matrix: f64ToBase64(GT.data), speed: s.speed },
+        selection: Object.fromEntries(Object.entries(s.selection).filter(([, v]) => v && v.length).map(([k, v]) => [k, Array.from(v)])),
+        hidden: [...s.hidden].sort((a, b) => a - b),
+        display: s.display,
+        zoom: s.zoom,
+        adversarial: s.adversarial,
+        advStep: s.adversarial ? Math.round(s.advPos) : 0,
+      };
+    },
+    savePreset() {
+      const p = actions.preset();
+      downloadPreset(p, `grandtour-${p.runName}-${p.layer}-epoch${p.epoch}.json`.replace(/[^A-Za-z0-9._-]+/g, '_'));
+    },
+    copyLink() {
+      const hash = encodeHash(actions.preset());
+      app._ownHash = `#${hash}`;
+      history.replaceState(null, '', `#${hash}`);
+      navigator.clipboard?.writeText(location.href).catch(() => {});
+      store.set({ notice: 'The address now holds this view: copy it to share it.' });
+    },
+    async loadPresetFile(file) {
+      try {
+        await actions.applyPreset(await readPresetFile(file));
+      } catch (err) {
+        store.set({ notice: `Could not load the view: ${err.message}` });
+      }
+    },
+    async loadHash(hash) {
+      if (hash === app._ownHash) return;
+      try {
+        const p = decodeHash(hash);
+        if (p) await actions.applyPreset(p);
+      } catch (err) {
+        store.set({ notice: `The view in the address could not be read: ${err.message}` });
+      }
+    },
+    /** Show a preset's view exactly (the tour pauses there). */
+    async applyPreset(p) {
+      let s = get();
+      if (p.run && p.run !== s.runId && s.runs.some((r) => r.id === p.run)) {
+        await app.openRun(p.run);
+        s = get();
+      }
+      const m = s.meta;
+      const li = m.layers.findIndex((l) => l.name === p.layer);
+      if (li < 0) throw new Error(`this run has no layer ${p.layer}`);
+      const ei = m.epochs.indexOf(p.epoch);
+      if (ei < 0) throw new Error(`this run has no epoch ${p.epoch}`);
+      const splits = (p.splits ?? s.splits).filter((x) => m.splits.includes(x));
+      const selection = {};
+      for (const [k, v] of Object.entries(p.selection ?? {})) if (m.splits.includes(k)) selection[k] = Int32Array.from(v);
+      store.set({
+        layer: li, layerPos: li, epoch: ei, epochPos: ei, playing: false,
+        epochPlaying: false, layerPlaying: false, advPlaying: false,
+        splits: splits.length ? splits : s.splits, selection,
+        hidden: new Set(p.hidden ?? []), display: p.display === 'images' ? 'images' : 'points',
+        zoom: Number.isFinite(p.zoom) && p.zoom > 0 ? p.zoom : 1,
+        ...(Number.isFinite(p.tour?.speed) ? { speed: p.tour.speed } : {}),
+      });
+      app.dynamics.jumpTo(li);
+      if (p.tour) {
+        const n = p.tour.dim;
+        if (n !== app.tours.tour.ndim) throw new Error(`the preset's tour has ${n} dimensions, layer ${p.layer} has ${app.tours.tour.ndim}`);
+        const GT = p.tour.matrix
+          ? matrix(n, n, base64ToF64(p.tour.matrix))
+          : matrixFromFrame(matrix(n, 2, base64ToF64(p.tour.frame)));
+        app.setMatrix(GT);
+      }
+      if (p.adversarial && m.adversarial?.includes(p.adversarial)) {
+        await actions.setAdversarial(p.adversarial);
+        store.set({ advStep: p.advStep ?? 0, advPos: p.advStep ?? 0, epoch: ei, epochPos: ei });
+      } else if (get().adversarial) {
+        store.set({ adversarial: null });
+      }
+      app.requestDraw();
+    },
+  };
+  return actions;
+}

@@ -1,0 +1,350 @@
+/**
+ * The viewer page: wiring. Creates the state, the data source, the tour, the panels
+ * and the controls, opens a run, and runs the animation loop.
+ *
+ * Data flow, one way: data source -> slice cache -> dynamics (what is shown, how it
+ * moves) -> panels (GPU projection, overlay). Controls only set state (actions.js);
+ * views redraw from it.
+ */
+
+import { HttpDataSource } from './datasource.js';
+import { Store } from './state.js';
+import { SliceCache } from './slices.js';
+import { TourManager } from './tours.js';
+import { Dynamics } from './dynamics.js';
+import { Panel } from './panel.js';
+import { bindPanel } from './interact.js';
+import { bindControls } from './controls.js';
+import { bindLegend } from './legend.js';
+import { bindChart } from './chart.js';
+import { bindNetwork } from './network.js';
+import { bindKeyboard } from './keyboard.js';
+import { makeActions } from './actions.js';
+import { installTestHook } from './testhook.js';
+import { classCss, palette } from './colors.js';
+import { decodeHash } from './presets.js';
+import { hoverCard } from './tooltip.js';
+import { Selection } from './selection.js';
+import { renderStatus } from './status.js';
+
+const LIVE_POLL_MS = 4000;
+
+/** Default splits: train and test side by side when the run has both. */
+function defaultSplits(meta) {
+  const s = meta.splits;
+  if (s.includes('train') && s.includes('test')) return ['train', 'test'];
+  return s.slice(0, 2);
+}
+
+/** Layers whose axes are classes: the trailing layers as wide as the class count. */
+function classAxisLayers(meta) {
+  const C = meta.class_names.length;
+  const out = new Set();
+  for (let i = meta.layers.length - 1; i >= 0; i--) {
+    const L = meta.layers[i];
+    if ((L.reduced_dim ?? L.dim) !== C) break;
+    out.add(i);
+  }
+  return out;
+}
+
+class App {
+  constructor(source) {
+    this.source = source;
+    this.store = new Store();
+    this.cache = new SliceCache(source);
+    this.tours = new TourManager({ speed: this.store.get().speed });
+    this.dynamics = new Dynamics(this.store, this.cache, this.tours);
+    this.panels = new Map();
+    this.labels = {};
+    this.atlases = {};
+    this.frameCount = 0;
+    this.dirty = true;
+    this.scene = null;
+    this._sig = '';
+    this._hover = null;
+    this.selection = new Selection(this);
+    this.activeAxis = -1;
+    this._firstFrame = null;
+    this.ready = new Promise((resolve) => { this._firstFrame = resolve; });
+    this.actions = makeActions(this);
+    this.views = document.getElementById('views');
+    bindControls(this);
+    bindLegend(this);
+    bindChart(this);
+    bindNetwork(this);
+    bindKeyboard(this);
+    document.addEventListener('click', (ev) => {
+      // A mouse click leaves no focus on a button: space and arrows stay the page's.
+      const b = ev.target.closest && ev.target.closest('button');
+      if (b && ev.detail > 0) b.blur();
+    });
+    this.store.subscribe((s, changed) => this._onChange(s, changed));
+    window.addEventListener('resize', () => { this.dirty = true; });
+    window.addEventListener('hashchange', () => this.actions.loadHash(location.hash));
+    installTestHook(this);
+  }
+
+  async start() {
+    try {
+      const runs = await this.source.runs();
+      if (!runs.length) throw new Error('the server has no runs to show');
+      this.store.set({ runs });
+      let preset = null;
+      try {
+        preset = decodeHash(location.hash);
+      } catch (err) {
+        this.store.set({ notice: `The view in the address could not be read: ${err.message}` });
+      }
+      const wanted = preset && runs.find((r) => r.id === preset.run || r.name === preset.runName);
+      await this.openRun(wanted ? wanted.id : runs[0].id, preset);
+    } catch (err) {
+      this.store.set({ status: 'error', error: err.message });
+      this._firstFrame();
+      return;
+    }
+    requestAnimationFrame((ts) => this._loop(ts));
+  }
+
+  /** Open a run: the article's teaser (last epoch, softmax, train beside test, touring). */
+  async openRun(runId, preset = null) {
+    const meta = await this.source.meta(runId);
+    this.cache.clear();
+    this.tours.reset();
+    this.dynamics.reset();
+    for (const p of this.panels.values()) p.destroy();
+    this.panels.clear();
+    this.selection.clear();
+    this.labels = {};
+    this.atlases = {};
+    const splits = defaultSplits(meta);
+    await Promise.all(meta.splits.map(async (split) => {
+      this.labels[split] = await this.cache.labels(runId, split);
+    }));
+    const names = meta.layers.map((l) => l.name);
+    const layer = names.includes('softmax') ? names.indexOf('softmax') : names.length - 1;
+    const epoch = Math.max(0, meta.epochs.length - 1);
+    this.classAxes = classAxisLayers(meta);
+    this.store.set({
+      notice: meta.epochs.length ? '' : `Run ${meta.name} has no committed epoch yet; waiting for training to write one.`,
+      runId, meta, splits, layer, layerPos: layer, epoch, epochPos: epoch, playing: true,
+      hidden: new Set(), highlight: -1, selection: {}, adversarial: null, advPos: 0, advStep: 0,
+      advSteps: 0, zoom: 1, chartSplit: splits.includes('test') ? 'test' : splits[0],
+      epochPlaying: false, layerPlaying: false, advPlaying: false, alignment: 'unknown',
+      metrics: {}, classCounts: this._classCounts(meta, splits), status: 'loading',
+    });
+    this._rebuildPanels();
+    this.dynamics.jumpTo(layer);
+    this._loadMetrics();
+    for (const split of meta.splits) {
+      if (meta.images && !meta.images[split]) continue;
+      this.cache.images(runId, split).then((atlas) => {
+        if (this.store.get().runId !== runId) return; // another run was opened meanwhile
+        this.atlases[split] = atlas;
+        this.panels.get(split)?.setAtlas(atlas);
+        this.dirty = true;
+      }).catch(() => {});
+    }
+    if (preset) await this.actions.applyPreset(preset);
+    this._pollLive();
+  }
+
+  _classCounts(meta, splits) {
+    const counts = new Array(meta.class_names.length).fill(0);
+    for (const split of splits) for (const c of this.labels[split] ?? []) if (c >= 0 && c < counts.length) counts[c]++;
+    return counts;
+  }
+
+  async _loadMetrics(version = 0) {
+    const s = this.store.get();
+    const out = {};
+    await Promise.all(s.meta.splits.map(async (split) => {
+      try {
+        out[split] = await this.cache.metrics(s.runId, split, version);
+      } catch { /* a run without metrics draws an empty chart */ }
+    }));
+    if (this.store.get().runId === s.runId) this.store.set({ metrics: out });
+  }
+
+  /** A run that is still training: re-read its meta every few seconds, add epochs. */
+  _pollLive() {
+    clearTimeout(this._pollTimer);
+    const runId = this.store.get().runId;
+    const live = this.store.get().meta.live ?? this.store.get().runs.find((r) => r.id === runId)?.live;
+    if (!live) return;
+    this._pollTimer = setTimeout(async () => {
+      try {
+        const s = this.store.get();
+        if (s.runId !== runId) return;
+        const meta = await this.source.meta(runId);
+        if (meta.epochs.length !== s.meta.epochs.length) {
+          const atEnd = Math.round(s.epochPos) >= s.meta.epochs.length - 1 && !s.epochPlaying;
+          const merged = { ...s.meta, epochs: meta.epochs, nonfinite: meta.nonfinite, live: meta.live };
+          this.store.set({ meta: merged, ...(atEnd ? { epoch: meta.epochs.length - 1 } : {}) });
+          this._loadMetrics(meta.epochs.length);
+        } else if (meta.live !== s.meta.live) {
+          this.store.set({ meta: { ...s.meta, live: meta.live } });
+        }
+      } catch { /* the server may be restarting: try again */ }
+      this._pollLive();
+    }, LIVE_POLL_MS);
+  }
+
+  _rebuildPanels() {
+    const s = this.store.get();
+    for (const [split, p] of this.panels) {
+      if (!s.splits.includes(split)) {
+        p.destroy();
+        this.panels.delete(split);
+      }
+    }
+    for (const split of s.meta.splits) {
+      if (!s.splits.includes(split) || this.panels.has(split)) continue;
+      const p = new Panel(this.views, split);
+      p.setLabels(this.labels[split]);
+      if (this.atlases[split]) p.setAtlas(this.atlases[split]);
+      p.renderer.setPalette(palette(s.meta.class_names.length, s.hidden));
+      bindPanel(this, p);
+      this.panels.set(split, p);
+    }
+    // Keep the panels in the run's split order.
+    for (const split of s.meta.splits) if (this.panels.has(split)) this.views.appendChild(this.panels.get(split).el);
+    this.dirty = true;
+  }
+
+  _onChange(s, changed) {
+    if (changed.has('splits') && s.meta) {
+      this._rebuildPanels();
+      this.store.set({ classCounts: this._classCounts(s.meta, s.splits) });
+    }
+    if (changed.has('hidden')) {
+      for (const p of this.panels.values()) p.renderer.setPalette(palette(s.meta.class_names.length, s.hidden));
+    }
+    if (changed.has('speed')) this.tours.setSpeed(s.speed);
+    if (['hidden', 'highlight', 'selection', 'zoom', 'display', 'splits', 'meta'].some((k) => changed.has(k))) this.dirty = true;
+  }
+
+  requestDraw() {
+    this.dirty = true;
+  }
+
+  // ------------------------------------------------------------------ drag & selection
+
+  beginDrag(axis) {
+    this.activeAxis = axis;
+    this.store.set({ dragging: true });
+    this.dirty = true;
+  }
+
+  endDrag() {
+    this.activeAxis = -1;
+    this.store.set({ dragging: false });
+    this.dirty = true;
+  }
+
+  /** Set the tour matrix (direct manipulation, presets, tests). */
+  setMatrix(GT) {
+    this.tours.matrix = GT;
+    this.dirty = true;
+  }
+
+  // The selection and its centroid live in selection.js; these are what interact.js calls.
+  centroidVector(split) { return this.selection.centroidVector(split); }
+  centroidScreen(split) { return this.selection.centroidScreen(split); }
+  brushSelect(panel, rect, add) { this.selection.brush(panel, rect, add); }
+  clearSelection() { this.selection.clearAll(); }
+
+  // ------------------------------------------------------------------ hover
+
+  hover(panel, x, y, clientX, clientY) {
+    this._hover = { panel, x, y, clientX, clientY };
+  }
+
+  _doHover() {
+    const h = this._hover;
+    if (!h) return;
+    this._hover = null;
+    hoverCard(this, h, () => { this._hover = this._hover ?? h; });
+  }
+
+  // ------------------------------------------------------------------ drawing
+
+  _signature(s) {
+    return [this.tours.version, this.tours.space, s.epochPos, s.layerPos, s.advPos, s.zoom, s.highlight,
+      s.display, s.hidden.size, this.activeAxis].join('|');
+  }
+
+  _loop(ts) {
+    const dt = this._last == null ? 0 : Math.min(0.1, Math.max(0, (ts - this._last) / 1000));
+    this._last = ts;
+    const s = this.store.get();
+    if (s.playing && !s.dragging && s.meta) this.tours.step(dt);
+    try {
+      this.dynamics.update(dt);
+      const drawn = this.drawNow(false);
+      this._doHover();
+      // "Loading…" while the view waits for data (a slice, a transition).
+      const show = this.dynamics.waiting || (!drawn && !this.scene) || this.store.get().status === 'loading';
+      if (show !== this._loadingShown) {
+        this._loadingShown = show;
+        document.getElementById('loading').hidden = !show;
+      }
+    } catch (err) {
+      if (s.status !== 'error') {
+        console.error(err);
+        this.store.set({ status: 'error', error: `The view failed: ${err.message}` });
+      }
+    }
+    requestAnimationFrame((t) => this._loop(t));
+  }
+
+  /** Draw every panel if anything changed (or `force`). */
+  drawNow(force = true) {
+    const s = this.store.get();
+    const scene = this.dynamics.scene();
+    if (!scene) return false;
+    const sig = this._signature(s);
+    if (!force && !this.dirty && sig === this._sig && scene === this.scene) return false;
+    this.scene = scene;
+    this._sig = sig;
+    this.dirty = false;
+    const frame = this.tours.frame();
+    const classes = s.meta.class_names;
+    const classLayer = scene.kind === 'layer' && this.classAxes.has(scene.layerIndex);
+    const ctx = {
+      frame, stats: scene.stats, zoom: s.zoom, highlight: s.highlight, display: s.display,
+      axisLabels: classLayer ? classes : null,
+      axisColors: classLayer ? classes.map((_, c) => classCss(c, classes.length)) : null,
+      activeAxis: this.activeAxis, showHandles: true,
+      selected: Object.fromEntries(Object.entries(s.selection).map(([k, v]) => [k, v ? v.length : 0])),
+      centroid: {},
+    };
+    for (const split of s.splits) ctx.centroid[split] = null;
+    for (const [split, p] of this.panels) {
+      const part = scene.splits[split];
+      p.draw(part, ctx);
+      const cs = this.centroidScreen(split); // needs the view of this draw
+      if (cs) {
+        ctx.centroid[split] = cs;
+        p.redrawOverlay(ctx);
+      }
+    }
+    this.frameCount++;
+    this._updateInfo(s, scene);
+    if (s.status === 'loading') {
+      this.store.set({ status: 'ready' });
+      this._firstFrame();
+    }
+    return true;
+  }
+
+  _updateInfo(s, scene) {
+    const nonfinite = renderStatus(this, s, scene);
+    const same = Object.keys(nonfinite).length === Object.keys(s.nonfinite).length &&
+      Object.keys(nonfinite).every((k) => s.nonfinite[k] === nonfinite[k]);
+    if (!same) this.store.set({ nonfinite });
+  }
+}
+
+const app = new App(new HttpDataSource());
+app.start();

@@ -1,0 +1,434 @@
+/**
+ * What is on screen, and how it moves: training dynamics (epochs), layer dynamics
+ * (transitions between layers) and adversarial dynamics (FGSM steps).
+ *
+ * Each is a position along its axis: `epochPos` (an index into meta.epochs),
+ * `layerPos` (i + t: the transition from layer i into layer i + 1 at t) and `advPos`
+ * (a step). A fractional position mixes two slices in the shader with the factor t.
+ * Positions move towards their targets (or play) at a rate in units per second of
+ * elapsed time, and never enter a segment whose data is not loaded yet (they wait for
+ * it). Epochs and layers do not move at the same time: a transition is computed at one
+ * epoch.
+ *
+ * Crossing a layer boundary re-bases the tour with the transition's basis changes
+ * (see tours.js); without alignment the layer view jumps, and the page says why.
+ */
+
+import { SliceCache } from './slices.js';
+import { transpose } from './linalg.js';
+
+export const RATES = {
+  epochPlay: 3, // epochs per second while playing
+  layerPlay: 0.6, // layers per second while playing (one transition in about 1.7 s)
+  advPlay: 12, // adversarial steps per second while playing
+};
+
+const isInt = (x) => Number.isInteger(x);
+
+/** One step of `pos` towards `target` at `rate`, never past the end of the segment it is in. */
+export function advance(pos, target, rate, dt, canEnter) {
+  if (pos === target || dt <= 0) return pos;
+  const dir = Math.sign(target - pos);
+  if (isInt(pos) && !canEnter(pos, pos + dir)) return pos;
+  const end = isInt(pos) ? pos + dir : (dir > 0 ? Math.ceil(pos) : Math.floor(pos));
+  let next = pos + dir * rate * dt;
+  if (dir > 0 ? next >= end : next <= end) next = end;
+  if (dir > 0 ? next > target : next < target) next = target;
+  return next;
+}
+
+export class Dynamics {
+  constructor(store, cache, tours) {
+    this.store = store;
+    this.cache = cache;
+    this.tours = tours;
+    this.current = null; // {kind: 'layer', li} | {kind: 'tr', to}
+    this._flags = new Map(); // split -> {A, B, selection, flags}
+  }
+
+  /** Forget the spaces (a new run). */
+  reset() {
+    this.current = null;
+    this._flags.clear();
+    this._scene = null;
+  }
+
+  meta() {
+    return this.store.get().meta;
+  }
+
+  /** Show layer li now, without animation (opening a run, a preset, a jump). */
+  jumpTo(li) {
+    this.current = { kind: 'layer', li };
+    this.tours.use(this.meta().layers[li].name, this.layerDim(li));
+  }
+
+  layerDim(li) {
+    const L = this.meta().layers[li];
+    return L.reduced_dim ?? L.dim;
+  }
+
+  /** The epoch number used to request layer li at epoch index ei (static layers: one). */
+  epochOf(li, ei) {
+    const m = this.meta();
+    return m.layers[li].static ? m.epochs[0] : m.epochs[ei];
+  }
+
+  /** The slices of layer li at epoch index ei for every shown split, or null (loading). */
+  layerSlices(li, ei) {
+    const s = this.store.get(), m = s.meta;
+    const out = {};
+    let ok = true;
+    for (const split of s.splits) {
+      const epoch = this.epochOf(li, ei);
+      const key = SliceCache.actKey(s.runId, m.layers[li].name, epoch, split);
+      const v = this.cache.peek(key);
+      if (v === undefined) {
+        ok = false;
+        this.cache.activations(s.runId, m.layers[li].name, epoch, split).catch((err) => this._fail(err));
+      } else {
+        out[split] = v;
+      }
+    }
+    return ok ? out : null;
+  }
+
+  /**
+   * The transition into layer `to` at epoch index ei for every shown split:
+   * an object split -> {start, end, basis}, null while loading, or 'missing'.
+   */
+  transitionSlices(to, ei) {
+    const s = this.store.get(), m = s.meta;
+    const out = {};
+    let ok = true;
+    for (const split of s.splits) {
+      const epoch = m.epochs[ei];
+      const key = SliceCache.transitionKey(s.runId, m.layers[to].name, epoch, split);
+      const err = this.cache.error(key);
+      if (err) {
+        this._alignmentMissing(err);
+        return 'missing';
+      }
+      const v = this.cache.peek(key);
+      if (v === undefined) {
+        ok = false;
+        this.cache.transition(s.runId, m.layers[to].name, epoch, split).catch(() => {});
+      } else {
+        out[split] = v;
+      }
+    }
+    if (ok && this.store.get().alignment !== 'available') this.store.set({ alignment: 'available' });
+    return ok ? out : null;
+  }
+
+  _alignmentMissing(err) {
+    const s = this.store.get();
+    if (s.alignment === 'missing') return;
+    this.store.set({
+      alignment: 'missing',
+      notice: `Layer transitions are not available (${err.message}). ` +
+        'The layer slider jumps between layers instead of animating them.',
+    });
+  }
+
+  _fail(err) {
+    this.store.set({ status: 'error', error: err.message });
+  }
+
+  /** The adversarial record shown, if its data is loaded: {meta, predictions} or null. */
+  adversarialRecord() {
+    const s = this.store.get();
+    if (!s.adversarial) return null;
+    const v = this.cache.peek(`adv|${s.runId}|${s.adversarial}`);
+    if (v === undefined) this.cache.adversarial(s.runId, s.adversarial).catch((err) => this._fail(err));
+    return v ?? null;
+  }
+
+  /** Advance every position by dt seconds; re-base or switch the tour at boundaries. */
+  update(dt) {
+    const s = this.store.get(), m = s.meta;
+    if (!m || m.epochs.length === 0 || !s.splits.length) return;
+    const E = m.epochs.length, L = m.layers.length;
+    const patch = {};
+    let { epochPos, layerPos, advPos } = s;
+    if (epochPos > E - 1) epochPos = E - 1;
+
+    // Epochs (only while on a layer, not inside a transition).
+    const li = Math.round(layerPos);
+    if (isInt(layerPos)) {
+      const target = s.epochPlaying ? E - 1 : s.epoch;
+      const rate = s.epochPlaying ? RATES.epochPlay : Math.max(4, 3 * Math.abs(target - epochPos));
+      epochPos = advance(epochPos, target, rate, dt, (from, to) =>
+        this.layerSlices(li, from) !== null && this.layerSlices(li, to) !== null);
+      if (s.epochPlaying) {
+        patch.epoch = Math.floor(epochPos + 1e-9);
+        if (epochPos >= E - 1) patch.epochPlaying = false;
+      }
+      if (epochPos + 1 < E && isInt(epochPos)) this.layerSlices(li, Math.min(E - 1, epochPos + 1)); // prefetch
+    }
+
+    // Layers (only at a whole epoch).
+    if (isInt(epochPos)) {
+      const target = s.layerPlaying ? L - 1 : s.layer;
+      if (isInt(layerPos) && layerPos !== target) {
+        const dir = Math.sign(target - layerPos);
+        const to = dir > 0 ? layerPos + 1 : layerPos;
+        const tr = this.transitionSlices(to, epochPos);
+        if (tr === 'missing') {
+          layerPos = target; // jump: no animation without alignment
+        } else if (tr !== null && this.layerSlices(layerPos + dir, epochPos) !== null) {
+          const rate = s.layerPlaying ? RATES.layerPlay : Math.max(1.2, 1.5 * Math.abs(target - layerPos));
+          layerPos = advance(layerPos, target, rate, dt, () => true);
+        }
+      } else if (!isInt(layerPos)) {
+        const rate = s.layerPlaying ? RATES.layerPlay : Math.max(1.2, 1.5 * Math.abs(target - layerPos));
+        layerPos = advance(layerPos, target, rate, dt, () => true);
+      }
+      if (s.layerPlaying) {
+        patch.layer = Math.floor(layerPos + 1e-9);
+        if (layerPos >= L - 1) patch.layerPlaying = false;
+      }
+    }
+
+    // Adversarial steps.
+    const rec = this.adversarialRecord();
+    if (rec) {
+      const S = rec.meta.steps;
+      const target = s.advPlaying ? S : Math.min(s.advStep, S);
+      const rate = s.advPlaying ? RATES.advPlay : Math.max(20, 4 * Math.abs(target - advPos));
+      advPos = advance(advPos, target, rate, dt, () => true);
+      if (s.advPlaying) {
+        patch.advStep = Math.floor(advPos + 1e-9);
+        if (advPos >= S) patch.advPlaying = false;
+      }
+    }
+
+    Object.assign(patch, { epochPos, layerPos, advPos });
+    // Waiting: a position wants to move but stood still (its data is loading).
+    this.waiting = (epochPos === s.epochPos && epochPos !== (s.epochPlaying ? E - 1 : s.epoch) && isInt(layerPos)) ||
+      (layerPos === s.layerPos && layerPos !== (s.layerPlaying ? L - 1 : s.layer) && isInt(epochPos));
+    this.store.set(patch);
+    this._resolveSpace();
+  }
+
+  /** Make the tour's space match layerPos, re-basing across a boundary when possible. */
+  _resolveSpace() {
+    const s = this.store.get(), m = s.meta;
+    const { layerPos } = s;
+    const desired = isInt(layerPos) ? { kind: 'layer', li: layerPos } : { kind: 'tr', to: Math.floor(layerPos) + 1 };
+    const cur = this.current;
+    if (cur && cur.kind === desired.kind && cur.li === desired.li && cur.to === desired.to) return;
+    const ei = Math.round(s.epochPos);
+    let done = false;
+    if (cur && this.tours.tour) {
+      try {
+        done = this._rebase(cur, desired, ei);
+      } catch (err) {
+        console.warn(`grandtour: re-basing failed, the view jumps: ${err.message}`);
+      }
+    }
+    if (!done) {
+      if (desired.kind === 'layer') this.tours.use(m.layers[desired.li].name, this.layerDim(desired.li));
+      else {
+        const tr = this.transitionSlices(desired.to, ei);
+        const k = tr && tr !== 'missing' ? Object.values(tr)[0].k : this.layerDim(desired.to);
+        this.tours.use(`transition:${m.layers[desired.to].name}`, k);
+      }
+    }
+    this.current = desired;
+  }
+
+  _rebase(cur, desired, ei) {
+    const m = this.meta();
+    if (cur.kind === 'layer' && desired.kind === 'tr') {
+      const tr = this.transitionSlices(desired.to, ei);
+      if (!tr || tr === 'missing') return false;
+      const t = Object.values(tr)[0];
+      const fromStart = desired.to === cur.li + 1;
+      if (!fromStart && desired.to !== cur.li) return false;
+      const { start, end } = basisChanges(t);
+      const B = fromStart ? start : end;
+      if (!B || B.rows !== this.tours.tour.ndim || B.cols !== t.k) return false;
+      this.tours.rebaseInto(`transition:${m.layers[desired.to].name}`, t.k, transpose(B));
+      return true;
+    }
+    if (cur.kind === 'tr' && desired.kind === 'layer') {
+      const tr = this.transitionSlices(cur.to, ei);
+      if (!tr || tr === 'missing') return false;
+      const t = Object.values(tr)[0];
+      const toEnd = desired.li === cur.to;
+      if (!toEnd && desired.li !== cur.to - 1) return false;
+      const { start, end } = basisChanges(t);
+      const B = toEnd ? end : start;
+      const dim = this.layerDim(desired.li);
+      if (!B || B.rows !== dim || B.cols !== this.tours.tour.ndim) return false;
+      this.tours.rebaseInto(m.layers[desired.li].name, dim, B);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * What to draw now, per shown split: `{sets: [{key, A, B, mix, ...}], nonfinite}`, the
+   * view statistics (mean and radius of the genuine points), or null while loading.
+   */
+  scene() {
+    const s = this.store.get(), m = s.meta;
+    if (!m || !this.current || !this.tours.tour) return null;
+    // The same inputs give the same scene object: the app redraws only when it changes.
+    const key = [s.runId, this.current.kind, this.current.li, this.current.to, s.epochPos, s.layerPos,
+      s.advPos, s.adversarial, s.splits.join(), this.tours.tour.ndim, this._cacheVersion()].join('|');
+    if (this._scene && this._sceneKey === key && this._sceneSel === s.selection) return this._scene;
+    const scene = this._buildScene();
+    if (scene) {
+      this._scene = scene;
+      this._sceneKey = key;
+      this._sceneSel = s.selection;
+    }
+    return scene;
+  }
+
+  /** Changes when a slice the scene may use has arrived. */
+  _cacheVersion() {
+    return this.cache.version;
+  }
+
+  _buildScene() {
+    const s = this.store.get(), m = s.meta;
+    const cur = this.current;
+    const per = {};
+    let kind, layerName;
+    if (cur.kind === 'layer') {
+      const i0 = Math.floor(s.epochPos), t = s.epochPos - i0;
+      const a = this.layerSlices(cur.li, i0);
+      const b = t > 0 ? this.layerSlices(cur.li, Math.min(i0 + 1, m.epochs.length - 1)) : null;
+      if (!a || (t > 0 && !b)) return null;
+      for (const split of s.splits) {
+        const B = b && b[split] !== a[split] ? b[split] : null; // a static layer: one slice
+        per[split] = { A: a[split], B, mix: B ? t : 0 };
+      }
+      kind = 'layer';
+      layerName = m.layers[cur.li].name;
+    } else {
+      const tr = this.transitionSlices(cur.to, Math.round(s.epochPos));
+      if (!tr || tr === 'missing') return null;
+      const t = s.layerPos - (cur.to - 1);
+      for (const split of s.splits) per[split] = { A: tr[split].start, B: tr[split].end, mix: t };
+      kind = 'transition';
+      layerName = m.layers[cur.to].name;
+    }
+    const dim = this.tours.tour.ndim;
+    for (const p of Object.values(per)) {
+      if (p.A.dim !== dim || (p.B && p.B.dim !== dim)) return null; // space switch pending
+    }
+    const stats = viewStats(Object.values(per));
+    const splits = {};
+    for (const split of s.splits) {
+      const p = per[split];
+      const nonfinite = countNonfinite(p);
+      splits[split] = {
+        sets: [{ key: 'genuine', A: p.A, B: p.mix > 0 ? p.B : null, mix: p.mix, flags: this.flags(split, p) }],
+        nonfinite,
+        n: p.A.n,
+      };
+    }
+    const adv = kind === 'layer' ? this._adversarialSet(cur.li) : null;
+    if (adv && splits[adv.split]) splits[adv.split].sets.push(adv.set);
+    return { kind, layerName, layerIndex: cur.kind === 'layer' ? cur.li : cur.to, dim, splits, stats, adversarial: adv };
+  }
+
+  /** Finite (bit 0) and selected (bit 1) flags for the genuine points of a split. */
+  flags(split, p) {
+    const sel = this.store.get().selection[split] ?? null;
+    const B = p.mix > 0 ? p.B : null;
+    const c = this._flags.get(split);
+    if (c && c.A === p.A && c.B === B && c.sel === sel) return c.flags;
+    const n = p.A.n;
+    const flags = new Uint8Array(n); // a new array: the renderer re-uploads when it changes
+    const a = p.A.mask, b = B ? B.mask : null;
+    for (let k = 0; k < n; k++) flags[k] = (a[k] && (!b || b[k])) ? 1 : 0;
+    if (sel) for (const k of sel) if (k < n) flags[k] |= 2;
+    this._flags.set(split, { A: p.A, B, sel, flags });
+    return flags;
+  }
+
+  _adversarialSet(li) {
+    const s = this.store.get(), m = s.meta;
+    const rec = this.adversarialRecord();
+    if (!rec || !s.splits.includes(rec.meta.split)) return null;
+    const layer = m.layers[li].name;
+    if (!rec.meta.layers.includes(layer)) return null;
+    if (!isInt(s.epochPos) || m.epochs[s.epochPos] !== rec.meta.epoch) return null;
+    const steps = this.cache.peek(`advl|${s.runId}|${s.adversarial}|${layer}`);
+    if (steps === undefined) {
+      this.cache.adversarialLayer(s.runId, s.adversarial, layer).catch((err) => this._fail(err));
+      return null;
+    }
+    const S = steps.length - 1;
+    const pos = Math.min(s.advPos, S);
+    const s0 = Math.floor(pos), t = pos - s0;
+    const A = steps[s0], B = t > 0 ? steps[Math.min(s0 + 1, S)] : null;
+    if (A.dim !== this.tours.tour.ndim) return null;
+    const step = Math.round(pos);
+    const P = rec.predictions;
+    const labels = new Int16Array(P.m);
+    for (let j = 0; j < P.m; j++) labels[j] = Math.max(0, P.data[step * P.m + j]);
+    const flags = new Uint8Array(A.n);
+    for (let j = 0; j < A.n; j++) flags[j] = (A.mask[j] && (!B || B.mask[j])) ? 5 : 4;
+    return {
+      split: rec.meta.split,
+      step,
+      labels,
+      set: { key: 'adversarial', A, B, mix: t, flags, labels, adversarial: true },
+    };
+  }
+}
+
+/**
+ * The basis changes of a transition as `{start (d_prev x k), end (d x k)}`:
+ * `start = X_prev start`, `end = X end` (`k` columns, zero-padded on the narrower side).
+ * The server sends the alignment's square orthogonal `basis_in` (d_prev x d_prev) and
+ * `basis_out` (d x d), padded here with zero columns to k = max(d_prev, d).
+ */
+export function basisChanges(t) {
+  const b = t.basis ?? {};
+  const pad = (M) => {
+    if (!M) return null;
+    if (M.cols === t.k) return M;
+    if (M.cols > t.k) return null;
+    const out = { rows: M.rows, cols: t.k, data: new Float64Array(M.rows * t.k) };
+    for (let i = 0; i < M.rows; i++) for (let j = 0; j < M.cols; j++) out.data[i * t.k + j] = M.data[i * M.cols + j];
+    return out;
+  };
+  return {
+    start: pad(b.basis_in ?? b.start_basis ?? null),
+    end: pad(b.basis_out ?? b.end_basis ?? null),
+  };
+}
+
+function countNonfinite(p) {
+  if (!(p.mix > 0 && p.B)) return p.A.nonfinite;
+  let c = 0;
+  for (let k = 0; k < p.A.n; k++) if (!(p.A.mask[k] && p.B.mask[k])) c++;
+  return c;
+}
+
+/**
+ * The mean (dim) and radius the view is centred and scaled by: the mean of the finite
+ * rows of every shown split pooled, the largest split radius; two slices mixed by t (so
+ * a transition or an epoch change moves them smoothly).
+ */
+export function viewStats(parts) {
+  const dim = parts[0].A.dim;
+  const mean = new Float64Array(dim);
+  let total = 0, radius = 0;
+  for (const p of parts) {
+    const a = p.A.stats, b = p.mix > 0 && p.B ? p.B.stats : null;
+    const w = p.A.n - p.A.nonfinite; // the pooled mean of the finite rows
+    for (let j = 0; j < dim; j++) mean[j] += w * (b ? (1 - p.mix) * a.mean[j] + p.mix * b.mean[j] : a.mean[j]);
+    total += w;
+    radius = Math.max(radius, b ? (1 - p.mix) * a.radius + p.mix * b.radius : a.radius);
+  }
+  for (let j = 0; j < dim; j++) mean[j] /= Math.max(1, total);
+  return { mean, radius: radius > 0 ? radius : 1 };
+}

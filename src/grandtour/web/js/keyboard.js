@@ -1,0 +1,61 @@
+/**
+ * Keyboard paths for everything the page does, and the `?` help overlay that lists
+ * them (built from the same table, so the two never disagree).
+ */
+
+export const SHORTCUTS = [
+  [[' '], 'Play / pause the tour', (a) => a.togglePlay()],
+  [['ArrowRight'], 'Next epoch', (a) => a.stepEpoch(1)],
+  [['ArrowLeft'], 'Previous epoch', (a) => a.stepEpoch(-1)],
+  [['ArrowUp'], 'Next layer (animated when aligned)', (a) => a.stepLayer(1)],
+  [['ArrowDown'], 'Previous layer', (a) => a.stepLayer(-1)],
+  [['e'], 'Play / pause the epochs', (a) => a.toggleEpochPlay()],
+  [['l'], 'Play / pause the layers', (a) => a.toggleLayerPlay()],
+  [['a'], 'Play / pause the adversarial steps', (a) => a.toggleAdvPlay()],
+  [[']'], 'Next adversarial step', (a) => a.stepAdv(1)],
+  [['['], 'Previous adversarial step', (a) => a.stepAdv(-1)],
+  [['.', '>'], 'Faster tour', (a) => a.speedBy(1.25)],
+  [[',', '<'], 'Slower tour', (a) => a.speedBy(0.8)],
+  [['+', '='], 'Zoom in', (a) => a.zoomBy(1.25)],
+  [['-', '_'], 'Zoom out', (a) => a.zoomBy(0.8)],
+  [['0'], 'Reset zoom', (a) => a.resetZoom()],
+  [['i'], 'Points / images', (a) => a.toggleDisplay()],
+  [['t'], 'Show / hide the test split', (a) => a.toggleSplit('test')],
+  [['f'], 'Fullscreen', (a) => a.toggleFullscreen()],
+  [['s'], 'Save this view to a JSON file', (a) => a.savePreset()],
+  [['u'], 'Put this view in the URL (to share)', (a) => a.copyLink()],
+  [['Escape'], 'Clear the selection / close this help', (a) => a.escape()],
+  [['?'], 'This help', (a) => a.toggleHelp()],
+];
+
+const LABELS = { ' ': 'Space', ArrowRight: '→', ArrowLeft: '←', ArrowUp: '↑', ArrowDown: '↓', Escape: 'Esc' };
+
+export function bindKeyboard(app) {
+  const table = document.getElementById('help-table');
+  table.replaceChildren(...SHORTCUTS.map(([keys, what]) => {
+    const tr = document.createElement('tr');
+    const k = document.createElement('td');
+    k.innerHTML = keys.map((key) => `<kbd>${(LABELS[key] ?? key).replace(/</g, '&lt;').replace(/>/g, '&gt;')}</kbd>`).join(' ');
+    const d = document.createElement('td');
+    d.textContent = what;
+    tr.append(k, d);
+    return tr;
+  }));
+  const byKey = new Map();
+  for (const [keys, , fn] of SHORTCUTS) for (const key of keys) byKey.set(key, fn);
+
+  window.addEventListener('keydown', (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const t = ev.target;
+    const tag = t && t.tagName;
+    // Typing in a field, or a select/button with its own keys, keeps them.
+    if (tag === 'INPUT' && t.type !== 'range') return;
+    if (tag === 'SELECT' || tag === 'TEXTAREA') return;
+    if ((tag === 'BUTTON' || (t && t.getAttribute && t.getAttribute('role') === 'button')) && (ev.key === ' ' || ev.key === 'Enter')) return;
+    const fn = byKey.get(ev.key) ?? byKey.get(ev.key.toLowerCase());
+    if (!fn) return;
+    ev.preventDefault();
+    if (tag === 'INPUT') t.blur(); // a focused slider must not also move
+    fn(app.actions);
+  });
+}

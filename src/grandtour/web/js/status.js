@@ -1,0 +1,43 @@
+/**
+ * The page's running report: each panel's point count (with the non-finite points
+ * left out and the adversarial points shown), and the status card (the space shown,
+ * non-finite values, the selection). Written only when its text changes.
+ */
+
+function setHtml(el, html) {
+  if (el._html !== html) {
+    el.innerHTML = html;
+    el._html = html;
+  }
+}
+
+/** Update the report for `scene`; returns the non-finite counts per split. */
+export function renderStatus(app, s, scene) {
+  const nonfinite = {};
+  for (const [split, p] of app.panels) {
+    const part = scene.splits[split];
+    if (!part) continue;
+    nonfinite[split] = part.nonfinite;
+    const adv = part.sets.find((x) => x.adversarial);
+    setHtml(p.info, `${part.n.toLocaleString()} points` +
+      (part.nonfinite ? ` · <span class="warn">${part.nonfinite} non-finite not drawn</span>` : '') +
+      (adv ? ` · ${adv.A.n} adversarial (◆)` : ''));
+  }
+  const total = Object.values(nonfinite).reduce((a, b) => a + b, 0);
+  setHtml(document.getElementById('status-nonfinite'), total
+    ? `<span class="warn">Non-finite values: ${Object.entries(nonfinite).map(([k, v]) => `${k} ${v}`).join(', ')} points not drawn</span>`
+    : 'No non-finite values in this view');
+  const counts = Object.entries(s.selection).filter(([, v]) => v && v.length);
+  const sel = document.getElementById('status-selection');
+  const selText = counts.length
+    ? `Selected: ${counts.map(([k, v]) => `${v.length} ${k}`).join(', ')} — drag ⊕ to move them (Esc clears)`
+    : 'Drag a rectangle to select points';
+  if (sel.textContent !== selText) sel.textContent = selText;
+  const L = s.meta.layers[scene.layerIndex];
+  const lay = document.getElementById('status-layer');
+  const layText = scene.kind === 'transition'
+    ? `Transition into ${L.name} (${scene.dim}-dim common basis)`
+    : `${L.name}: ${L.kind}, ${scene.dim} dims${L.reduced_dim ? ` (reduced from ${L.dim})` : ''}`;
+  if (lay.textContent !== layText) lay.textContent = layText;
+  return nonfinite;
+}

@@ -1,0 +1,120 @@
+/**
+ * `window.grandtour`: a small hook for tests and automation (browser tests, scripted
+ * screenshots, benchmarks). Read-only, except `setMatrix`. Not a public API for pages.
+ * Whatever returns positions first draws the current state, so it never reads a stale frame.
+ *
+ *   ready                       Promise: resolves after the first frame is drawn
+ *   state()                     a JSON snapshot of the page state (layer and epoch by name/number)
+ *   matrix(), frame()           the tour matrix GT (n x n) and GT[:, :2], as nested arrays
+ *   setMatrix(rows)             set GT (pauses nothing; pause with the page's controls)
+ *   projectedPositions(split)   x GT[:, :2] of every genuine point, read back from the GPU
+ *                               (transform feedback of the drawing shader); null for non-finite
+ *   screenPositions(split)      the same points in page pixels (clientX, clientY)
+ *   handles(split)              [{axis, x, y}] page pixels of the drawn axis handles
+ *   centroid(split)             page pixels of the selection's centroid marker, or null
+ *   view(split)                 the panel's view transform and its box on the page
+ *   classColors()               [[r, g, b]] of every class
+ *   frames(n)                   Promise: resolves after n more animation frames
+ */
+
+import { toRows } from './linalg.js';
+import { classColor } from './colors.js';
+
+export function installTestHook(app) {
+  const panelOf = (split) => {
+    const p = app.panels.get(split);
+    if (!p) throw new Error(`no panel for split ${split}; shown: ${[...app.panels.keys()].join(', ')}`);
+    return p;
+  };
+  const box = (p) => p.overlay.getBoundingClientRect();
+
+  window.grandtour = Object.freeze({
+    get ready() { return app.ready; },
+    state() {
+      const s = app.store.get();
+      const m = s.meta;
+      return {
+        runId: s.runId, runs: s.runs.map((r) => r.id), status: s.status, error: s.error,
+        layer: m ? m.layers[Math.round(s.layerPos)].name : null, layerIndex: s.layer, layerPos: s.layerPos,
+        epoch: m && m.epochs.length ? m.epochs[Math.round(s.epochPos)] : null, epochIndex: s.epoch, epochPos: s.epochPos,
+        splits: [...s.splits], playing: s.playing, speed: s.speed, dragging: s.dragging,
+        epochPlaying: s.epochPlaying, layerPlaying: s.layerPlaying, advPlaying: s.advPlaying,
+        display: s.display, hidden: [...s.hidden].sort((a, b) => a - b), highlight: s.highlight,
+        selection: Object.fromEntries(Object.entries(s.selection).map(([k, v]) => [k, Array.from(v ?? [])])),
+        zoom: s.zoom, notice: s.notice, alignment: s.alignment, nonfinite: { ...s.nonfinite },
+        adversarial: s.adversarial, advPos: s.advPos, advStep: s.advStep, advSteps: s.advSteps,
+        help: s.help, space: app.scene ? app.scene.kind : null, dim: app.tours.tour ? app.tours.tour.ndim : null,
+        tourSpace: app.tours.space, tourTime: app.tours.tour ? app.tours.tour.time : 0, frameCount: app.frameCount, epochs: m ? [...m.epochs] : [],
+        chartSplit: s.chartSplit,
+      };
+    },
+    matrix() { return toRows(app.tours.matrix); },
+    frame() { return toRows(app.tours.frame()); },
+    setMatrix(rows) {
+      const n = rows.length;
+      const data = Float64Array.from(rows.flat());
+      app.setMatrix({ rows: n, cols: n, data });
+      app.drawNow(true);
+    },
+    projectedPositions(split, key = 'genuine') {
+      app.drawNow(true);
+      const p = panelOf(split);
+      const pos = p.positions(key);
+      if (!pos) return null;
+      const flags = p.last.opts.sets.find((x) => x.key === key).flags;
+      const out = [];
+      for (let k = 0; k < pos.length / 2; k++) out.push(flags[k] & 1 ? [pos[2 * k], pos[2 * k + 1]] : null);
+      return out;
+    },
+    screenPositions(split) {
+      app.drawNow(true);
+      const p = panelOf(split);
+      const pos = p.positions();
+      const r = box(p);
+      const flags = p.last.opts.sets[0].flags;
+      const out = [];
+      for (let k = 0; k < pos.length / 2; k++) {
+        if (!(flags[k] & 1)) { out.push(null); continue; }
+        const [x, y] = p.toScreen(p.last.view, pos[2 * k], pos[2 * k + 1]);
+        out.push([r.left + x, r.top + y]);
+      }
+      return out;
+    },
+    handles(split) {
+      app.drawNow(true);
+      const p = panelOf(split);
+      if (!p.last || !p.handleAxes) return [];
+      const r = box(p);
+      return Array.from(p.handleAxes, (i) => {
+        const [x, y] = p.handleScreen(p.last.view, p.last.frame, i);
+        return { axis: i, x: r.left + x, y: r.top + y };
+      });
+    },
+    centroid(split) {
+      app.drawNow(true);
+      const c = app.centroidScreen(split);
+      if (!c) return null;
+      const r = box(panelOf(split));
+      return [r.left + c[0], r.top + c[1]];
+    },
+    view(split) {
+      app.drawNow(true);
+      const p = panelOf(split);
+      const r = box(p);
+      const v = p.last?.view;
+      return v ? { center: [...v.center], pxPerUnit: v.pxPerUnit, handleRadius: v.handleRadius, width: v.width, height: v.height, left: r.left, top: r.top } : null;
+    },
+    classColors() {
+      const C = app.store.get().meta.class_names.length;
+      return Array.from({ length: C }, (_, c) => classColor(c, C));
+    },
+    frames(n = 1) {
+      return new Promise((resolve) => {
+        const target = app.frameCount + n;
+        let rafs = 0;
+        const tick = () => ((app.frameCount >= target || ++rafs > 6 * n + 30) ? resolve() : requestAnimationFrame(tick));
+        requestAnimationFrame(tick);
+      });
+    },
+  });
+}

@@ -1,0 +1,195 @@
+/**
+ * The one Grand Tour the page shows, across layers of different widths.
+ *
+ * Each data space (a layer, or the common basis of a layer transition) has its own
+ * `GrandTour` of its dimension, created on first use from a seed derived from its
+ * name (the same view every time the page opens). Train and test share it.
+ *
+ * Passing a layer boundary with alignment re-bases the tour, `GT <- P GT`, with the
+ * basis change the server returns, so the picture does not jump. `P GT` is
+ * re-orthonormalised column by column (its first two columns, the projection frame,
+ * first); when the two spaces differ in dimension it is completed to a square
+ * orthogonal matrix: the frame, hence the picture, is kept.
+ */
+
+import { identity, matrix } from './linalg.js';
+import { GrandTour, Rng } from './tour.js';
+import { gramSchmidtRows } from './manipulate.js';
+
+/** Above this width the tour's random factors L, W are cheap ones (see _make). */
+const CHEAP_FACTORS_ABOVE = 64;
+
+/** A random n x n signed permutation matrix (orthogonal, det +-1 is fine for W). */
+function signedPermutation(n, seed) {
+  const rng = new Rng(seed);
+  const perm = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng.uniform() * (i + 1));
+    [perm[i], perm[j]] = [perm[j], perm[i]];
+  }
+  const P = matrix(n, n);
+  for (let i = 0; i < n; i++) P.data[i * n + perm[i]] = rng.uniform() < 0.5 ? -1 : 1;
+  return P;
+}
+
+function seedOf(name) {
+  let h = 2166136261;
+  for (let k = 0; k < name.length; k++) h = Math.imul(h ^ name.charCodeAt(k), 16777619);
+  return h >>> 0;
+}
+
+/**
+ * An n x n orthogonal matrix whose first two columns span the same plane as those of
+ * `P GT` (`P`: n x m, `GT`: m x m orthogonal), orthonormalised in order.
+ */
+export function rebasedMatrix(GT, P) {
+  const m = GT.rows, n = P.rows;
+  if (P.cols !== m) throw new RangeError(`basis change is ${P.rows} x ${P.cols}, the tour has ${m} dimensions`);
+  // A = P GT (n x m); S = columns of A as rows, padded/truncated to n x n.
+  const S = matrix(n, n);
+  const p = P.data, g = GT.data;
+  const cols = Math.min(n, m);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < cols; j++) {
+      let s = 0;
+      for (let k = 0; k < m; k++) s += p[i * m + k] * g[k * m + j];
+      S.data[j * n + i] = s;
+    }
+  }
+  const R = gramSchmidtRows(S, 0); // rows in order: the frame columns come first
+  const out = matrix(n, n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out.data[i * n + j] = R.data[j * n + i];
+  return out;
+}
+
+export class TourManager {
+  constructor({ speed = 0.25, seed = 0 } = {}) {
+    this.speed = speed;
+    this.seed = seed;
+    this._tours = new Map(); // space name -> GrandTour
+    this.space = null;
+    this.tour = null;
+    this._frame = null;
+    this.version = 0; // bumped whenever the frame changes
+  }
+
+  _make(name, dim) {
+    // Made at 1 rad/s, then scaled: a tour made at speed 0 would have no direction.
+    const seed = (seedOf(name) ^ this.seed) >>> 0;
+    const opts = { ndim: dim, seed, speed: 1 };
+    if (dim > CHEAP_FACTORS_ABOVE) {
+      // tour.js draws L and W by Gram-Schmidt, O(n^3) with a large constant (30 s at
+      // n = 1024): wide layers take L = I and W a random signed permutation instead.
+      opts.base = identity(dim);
+      opts.right = signedPermutation(dim, seed);
+    }
+    const t = new GrandTour(opts);
+    scaleSpeed(t, this.speed);
+    return t;
+  }
+
+  /** Switch to the tour of `name` (dimension `dim`), jumping; creates it if needed. */
+  use(name, dim) {
+    let t = this._tours.get(name);
+    if (!t || t.ndim !== dim) {
+      t = this._make(name, dim);
+      this._tours.set(name, t);
+    }
+    this._switch(name, t);
+    return t;
+  }
+
+  _switch(name, t) {
+    this.space = name;
+    this.tour = t;
+    this._frame = matrix(t.ndim, 2);
+    this.version++;
+  }
+
+  /**
+   * Move into space `name` of dimension `dim` with the basis change `P` (dim x current
+   * dim): GT_new = P GT (completed to an orthogonal matrix if the dimensions differ).
+   */
+  rebaseInto(name, dim, P) {
+    const cur = this.tour;
+    if (P.rows !== dim || P.cols !== cur.ndim) {
+      throw new RangeError(`basis change ${P.rows} x ${P.cols} does not map ${cur.ndim} to ${dim} dimensions`);
+    }
+    let t = this._tours.get(name);
+    if (!t || t.ndim !== dim) t = this._make(name, dim);
+    // Also for a square P: the server's bases are float32, orthogonal to ~1e-7 only, and
+    // P GT re-orthonormalised (a QR of a nearly orthogonal matrix) keeps the tour exact.
+    t.matrix = rebasedMatrix(cur.matrix, P);
+    this._tours.set(name, t);
+    this._switch(name, t);
+    return t;
+  }
+
+  setSpeed(speed) {
+    this.speed = speed;
+    for (const t of this._tours.values()) scaleSpeed(t, speed);
+  }
+
+  /** Advance the current tour by dt seconds of elapsed time. */
+  step(dt) {
+    if (!this.tour || dt === 0) return;
+    scaleSpeed(this.tour, this.speed);
+    this.tour.step(dt);
+    this.version++;
+  }
+
+  /** GT[:, :2] of the current tour, a reused dim x 2 matrix. */
+  frame() {
+    return this.tour.frame(this._frame);
+  }
+
+  /** GT of the current tour. A matrix that was set is returned bit for bit until the
+   * tour moves (L T W recomputed would differ in the last bits): presets are exact. */
+  get matrix() {
+    const c = this._set;
+    if (c && c.version === this.version && c.tour === this.tour) return matrix(c.M.rows, c.M.cols, Float64Array.from(c.M.data));
+    return this.tour.matrix;
+  }
+
+  set matrix(GT) {
+    this.tour.matrix = GT;
+    this.version++;
+    this._set = { version: this.version, tour: this.tour, M: matrix(GT.rows, GT.cols, Float64Array.from(GT.data)) };
+  }
+
+  /** Forget every tour (another run was opened). */
+  reset() {
+    this._tours.clear();
+    this.space = null;
+    this.tour = null;
+  }
+}
+
+/** Rescale a GrandTour's angular velocities to `speed` rad/s (its own convention). */
+function scaleSpeed(t, speed) {
+  if (t.speed === speed) return;
+  if (t.speed === 0) { // the direction was lost at speed 0: keep it in _omega0
+    t.angularVelocity = (t._omega0 ?? t.angularVelocity).map((w) => w * speed);
+  } else {
+    if (!t._omega0) t._omega0 = t.angularVelocity.map((w) => w / t.speed);
+    t.angularVelocity = t.angularVelocity.map((w) => (w * speed) / t.speed);
+  }
+  t.speed = speed;
+}
+
+/**
+ * An n x n orthogonal matrix whose first two columns are the orthonormal frame F
+ * (n x 2): what a preset that kept only the frame of a wide layer restores.
+ */
+export function matrixFromFrame(F) {
+  const n = F.rows;
+  const S = matrix(n, n);
+  for (let i = 0; i < n; i++) {
+    S.data[i] = F.data[2 * i];
+    S.data[n + i] = F.data[2 * i + 1];
+  }
+  const R = gramSchmidtRows(S, 0);
+  const out = matrix(n, n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out.data[i * n + j] = R.data[j * n + i];
+  return out;
+}
