@@ -1,0 +1,124 @@
+"""The whole viewer page against langevitour's widget, and time to first frame.
+
+Two figures, in one run of Debian's chromium (headless; SwiftShader's software WebGL2
+unless ``--gpu``):
+
+1. **Frame period while touring**, our page vs. the ``langevitour`` Python package's
+   HTML widget, on the same data (N points x 10 dims, 10 classes): each page animates
+   its tour by itself and we record the ``requestAnimationFrame`` intervals over a few
+   seconds (median). This is what a user feels; both pages are capped by the display
+   rate (16.7 ms) when their work per frame is shorter.
+2. **Time from ``grandtour serve`` to first frame** for a run given with ``--run``:
+   from starting the server (``create_app`` opens the run) to the page's
+   ``window.grandtour.ready`` (first frame drawn).
+
+    pip install langevitour 'setuptools<81'    # its widget still imports pkg_resources
+    python benchmarks/bench_page.py --run runs/fashion
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+RAF_PROBE = """async (ms) => {
+  const t = []; const end = performance.now() + ms;
+  await new Promise((done) => { const f = (now) => { t.push(now); if (now < end) requestAnimationFrame(f); else done(); };
+                                 requestAnimationFrame(f); });
+  const d = t.slice(1).map((x, i) => x - t[i]).sort((a, b) => a - b);
+  return d[Math.floor(d.length / 2)];
+}"""
+
+
+def launch(p, gpu: bool):
+    args = ARGS + ([] if gpu else ["--use-angle=swiftshader"])
+    return p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
+
+
+def data(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    centers = rng.normal(0, 3, (10, 10))
+    return (centers[labels] + rng.normal(0, 1, (n, 10))).astype(np.float32), labels
+
+
+def ours_period(p, gpu, n, tmp: Path, seconds: float) -> float:
+    from grandtour.server import ServerThread, create_app
+    from grandtour.store import Run
+
+    X, y = data(n)
+    path = tmp / f"ours-{n}"
+    Run.from_arrays(path, {"layer": X}, y, split="test")
+    with ServerThread(create_app([path]), "127.0.0.1", 0) as srv:
+        browser = launch(p, gpu)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(srv.url)
+        page.wait_for_function("window.grandtour && window.grandtour.state().frameCount > 5",
+                               timeout=120_000)
+        period = page.evaluate(RAF_PROBE, seconds * 1000)
+        browser.close()
+    return period
+
+
+def langevitour_period(p, gpu, n, tmp: Path, seconds: float) -> float:
+    from langevitour import Langevitour
+
+    X, y = data(n)
+    html = tmp / f"langevitour-{n}.html"
+    Langevitour(X, group=[str(v) for v in y], width=700, height=600).write_html(str(html))
+    browser = launch(p, gpu)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(html.as_uri())
+    page.wait_for_timeout(2000)  # let it start its own animation
+    period = page.evaluate(RAF_PROBE, seconds * 1000)
+    browser.close()
+    return period
+
+
+def first_frame(p, gpu, run: Path) -> tuple[float, float]:
+    from grandtour.server import ServerThread, create_app
+
+    t0 = time.perf_counter()
+    with ServerThread(create_app([run]), "127.0.0.1", 0) as srv:
+        t_server = time.perf_counter() - t0
+        browser = launch(p, gpu)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(srv.url)
+        page.wait_for_function("window.grandtour && window.grandtour.state().frameCount > 0",
+                               timeout=300_000, polling=10)
+        total = time.perf_counter() - t0
+        browser.close()
+    return t_server, total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--run", type=Path, help="a run for the time-to-first-frame figure")
+    ap.add_argument("--gpu", action="store_true", help="let chromium use a GPU (no SwiftShader)")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
+        print("| points x dims | grandtour page (ms/frame) | langevitour widget (ms/frame) | ratio |")
+        print("| --- | ---: | ---: | ---: |")
+        for n in args.sizes:
+            ours = ours_period(p, args.gpu, n, Path(tmp), args.seconds)
+            theirs = langevitour_period(p, args.gpu, n, Path(tmp), args.seconds)
+            print(f"| {n} x 10 | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f}x |", flush=True)
+        if args.run:
+            t_server, total = first_frame(p, args.gpu, args.run)
+            print(f"\ntime to first frame, {args.run}: {total:.2f} s "
+                  f"(server and run opened in {t_server:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
