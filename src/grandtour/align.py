@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 import warnings
@@ -54,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from grandtour.errors import GrandTourError, StoreError
-from grandtour.store import LayerInfo, Run, StoreKeyError
+from grandtour.store import LayerInfo, Run, StoreKeyError, encode_float16, write_json_atomic
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -1142,28 +1141,6 @@ def _zarr():
     return zarr
 
 
-def _json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _float16(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Float16 copy of ``x`` divided by the smallest power of two that keeps it finite."""
-    finite = np.isfinite(x)
-    peak = float(np.abs(x[finite]).max()) if finite.any() else 0.0
-    scale = 1.0
-    if peak > 65504.0:
-        scale = 2.0 ** math.ceil(math.log2(peak / 65504.0))
-        while peak / scale > 65504.0:
-            scale *= 2.0
-    with np.errstate(over="ignore", under="ignore"):
-        return (x / scale).astype(np.float16), scale
-
-
 class _AlignmentStore:
     """``RUN/alignment``: a Zarr v3 group plus ``commit.json``, written like the run itself.
 
@@ -1209,7 +1186,7 @@ class _AlignmentStore:
         return int(self.commit["threshold"])
 
     def save(self) -> None:
-        _json_atomic(self.path / COMMIT_FILE, self.commit)
+        write_json_atomic(self.path / COMMIT_FILE, self.commit)
 
     def group(self, writable: bool = False):
         key = "w" if writable else "r"
@@ -1582,7 +1559,7 @@ def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int,
             doc = {"scale": {}, "variance_kept": {}}
             for split, x in zip(run.splits, xs, strict=True):
                 z = x @ basis
-                y, sc = _float16(z)
+                y, sc, _ = encode_float16(z)
                 store.write(f"coords/{split}/{info.name}/{'static' if info.static else epoch}", y)
                 doc["scale"][split] = sc
                 doc["variance_kept"][split] = _variance_kept(x, z)

@@ -168,23 +168,15 @@ def _json_safe(obj: Any) -> Any:
 
 
 def _to_float16(x: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """Float16 copy of ``x`` (..., dim) with a power-of-two scale, as the store does.
+    """Float16 copy of ``x`` (..., dim) with the store's power-of-two scale.
 
     Returns ``(y, scale, rows)``: ``x ~= y * scale``, and ``rows`` counts the rows (last
     axis) with a NaN or infinite entry.
     """
-    x = np.asarray(x, dtype=np.float32)
-    finite = np.isfinite(x)
-    rows = int((~finite.all(axis=-1)).sum()) if x.ndim else 0
-    peak = float(np.abs(x[finite]).max()) if finite.any() else 0.0
-    scale = 1.0
-    if peak > 65504.0:
-        scale = 2.0 ** math.ceil(math.log2(peak / 65504.0))
-        while peak / scale > 65504.0:
-            scale *= 2.0
-        x = x / np.float32(scale)
-    with np.errstate(over="ignore", under="ignore"):
-        return x.astype("<f2"), scale, rows
+    from grandtour.store import encode_float16
+
+    y, scale, bad = encode_float16(np.asarray(x, dtype=np.float32))
+    return y.astype("<f2", copy=False), scale, int(np.sum(bad))
 
 
 @dataclass

@@ -257,7 +257,7 @@ def _activation_matrix(value: Any, layer: LayerInfo, lead: tuple[int, ...], what
     return arr.reshape(lead + (layer.dim,))
 
 
-def _encode_float16(x: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+def encode_float16(x: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """Float16 copy of ``x`` (..., dim), a power-of-two scale, and per-row non-finite flags.
 
     Values are stored as ``x / scale``; ``scale`` is the smallest power of two that brings
@@ -309,7 +309,7 @@ def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         return list(pool.map(fn, items))
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
+def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON so a reader sees either the old file or the new one, never a torn one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -600,7 +600,7 @@ class RunWriter:
         root.require_group("params")
         root.require_group("adversarial")
         # Last: until the commit record exists, the directory is not a readable run.
-        _write_json_atomic(path / COMMIT_FILE, {"grandtour_store_version": STORE_VERSION,
+        write_json_atomic(path / COMMIT_FILE, {"grandtour_store_version": STORE_VERSION,
                                                 "epochs": [], "static": {}, "adversarial": {}})
         return cls(_Layout(path, read_only=False))
 
@@ -629,7 +629,7 @@ class RunWriter:
         # e.g. the trainer's and the adversarial command's) does not lose its entries.
         doc = self._layout.read_commit()
         change(doc)
-        _write_json_atomic(self.path / COMMIT_FILE, doc)
+        write_json_atomic(self.path / COMMIT_FILE, doc)
         self._layout.commit = doc
 
     def _hook(self, stage: str) -> None:
@@ -758,7 +758,7 @@ class RunWriter:
 
         def write_activations(item: tuple[tuple[str, str], np.ndarray]):
             (split, lname), x = item
-            y, scale, bad_rows = _encode_float16(x)
+            y, scale, bad_rows = encode_float16(x)
             if layout.by_name[lname].static:
                 layout.array(f"activations/{split}/{lname}")[0] = y
             else:
@@ -926,7 +926,7 @@ class RunWriter:
                            compressors=comp)
         ag = group.require_group("activations")
         for lname, x in acts.items():
-            y, scale, bad_rows = _encode_float16(x)
+            y, scale, bad_rows = encode_float16(x)
             dim = x.shape[-1]
             ag.create_array(lname, data=y, chunks=(1, _rows_per_chunk(m, 2 * dim), dim),
                             compressors=comp, dimension_names=("step", "example", "dim"))
