@@ -56,7 +56,7 @@ export async function runBenchmark(canvas, { n, dim, frames = 40, warmup = 8, po
   const flags = slice.mask; // bit 0: finite
   renderer.setPalette(palette(10));
   renderer.setPoints('genuine', { labels, flags });
-  const tours = new TourManager({ speed: 0.5 }); // the viewer's tour (cheap factors when wide)
+  const tours = new TourManager({ speed: 0.5 }); // the viewer's tour
   tours.use('bench', dim);
   const stats = slice.stats;
   const view = { center: [0, 0], pxPerUnit: (0.45 * Math.min(width, height)) / stats.radius, width, height, dpr };

@@ -17,7 +17,7 @@
  * defined result or throws.
  */
 
-import { asMatrix, asVector, checkOrthogonal, det, matrix } from './linalg.js';
+import { asMatrix, asVector, checkOrthogonal, det, matrix, rowCombine, rowDots } from './linalg.js';
 
 /** Below this, 1 + <h_i, D> means the drag would carry handle i through the origin in
  * one step (and Gram-Schmidt would mirror the view): such a drag is split. */
@@ -41,6 +41,8 @@ function checkIndex(name, what, i, n) {
  * the span of the rows before it is replaced by a unit vector orthogonal to them (the
  * projection of the standard basis vector that keeps most of its length); if any row
  * was replaced and the result has det < 0, the last replaced row is negated (det = +1).
+ * Above n = 64 the same steps run in blocks of rows (gramSchmidtRowsBlocked), O(n^3)
+ * through the row kernels of linalg.js: about 1 s at n = 1024.
  *
  * @returns a new n x n matrix; its row k is the orthonormalised row k of M.
  */
@@ -53,10 +55,11 @@ export function gramSchmidtRows(M, first = 0) {
   const order = [first];
   for (let k = 0; k < n; k++) if (k !== first) order.push(k);
   const a = A.data;
-  const Q = new Float64Array(n * n); // rows in processing order: the finished ones are Q[:k]
   let scale = 0;
   for (let k = 0; k < a.length; k++) scale = Math.max(scale, Math.abs(a[k]));
   if (scale === 0) scale = 1;
+  if (n > BLOCKED_ABOVE) return gramSchmidtRowsBlocked(a, n, order, scale);
+  const Q = new Float64Array(n * n); // rows in processing order: the finished ones are Q[:k]
   const v = new Float64Array(n), coef = new Float64Array(n), w = new Float64Array(n);
   let completed = -1;
   for (let k = 0; k < n; k++) {
@@ -70,13 +73,120 @@ export function gramSchmidtRows(M, first = 0) {
     }
     for (let j = 0; j < n; j++) Q[k * n + j] = v[j] / nrm;
   }
+  return finishRows(Q, n, n, order, completed);
+}
+
+/** The rows of Q (processing order, `ld` apart) back in their places; det +1 if a row
+ * was completed. */
+function finishRows(Q, ld, n, order, completed) {
   const out = matrix(n, n);
-  for (let k = 0; k < n; k++) out.data.set(Q.subarray(k * n, k * n + n), order[k] * n);
+  for (let k = 0; k < n; k++) out.data.set(Q.subarray(k * ld, k * ld + n), order[k] * n);
   if (completed >= 0 && det(out) < 0) { // a rotation, not a mirror image
     const r = order[completed] * n;
     for (let j = 0; j < n; j++) out.data[r + j] *= -1;
   }
   return out;
+}
+
+/** Above this size gramSchmidtRows works in blocks of rows (the same CGS2, reordered). */
+const BLOCKED_ABOVE = 64;
+/** Rows per block of the blocked Gram-Schmidt. */
+const GS_BLOCK = 32;
+
+/**
+ * gramSchmidtRows for large n: the same orthonormalisation (CGS2, rows in `order`, the
+ * same completion rule), organised so that the O(n^3) work runs through the row kernels
+ * of linalg.js. Rows come in blocks of GS_BLOCK; a block is first projected twice
+ * against all finished rows at once (block CGS2), then each of its rows, in order,
+ * twice against the block's finished rows. If that last step cancels most of a row
+ * (its length drops below half) the rounding left along the earlier rows is no longer
+ * negligible next to it, and the row is projected twice more against all finished rows.
+ * In exact arithmetic every row ends as in the row-by-row version.
+ */
+function gramSchmidtRowsBlocked(a, n, order, scale) {
+  const ld = n + 8; // row stride: see haarQ in tour.js (no power-of-two stride)
+  const NB = GS_BLOCK;
+  const Q = new Float64Array(n * ld); // finished rows, in processing order
+  const V = new Float64Array(NB * ld); // the block's rows
+  const C = new Float64Array(NB * n); // coefficients
+  const colSq = new Float64Array(n); // sum of squares of each column of the finished rows
+  let completed = -1;
+  for (let k0 = 0; k0 < n; k0 += NB) {
+    const b = Math.min(NB, n - k0);
+    let zero = true; // a block of zero rows (a frame completed to a matrix): nothing to project
+    for (let t = 0; t < b; t++) {
+      const row = a.subarray(order[k0 + t] * n, order[k0 + t] * n + n);
+      V.set(row, t * ld);
+      if (zero) for (let j = 0; j < n; j++) if (row[j] !== 0) { zero = false; break; }
+    }
+    if (k0 > 0 && !zero) {
+      for (let pass = 0; pass < 2; pass++) {
+        rowDots(V, 0, ld, b, Q, 0, ld, k0, n, C, 0, k0);
+        rowCombine(V, 0, ld, b, C, 0, k0, Q, 0, ld, k0, n, -1);
+      }
+    }
+    for (let t = 0; t < b; t++) {
+      const k = k0 + t, vo = t * ld;
+      const before = rowSumSq(V, vo, n);
+      let sq = before;
+      if (t > 0) {
+        for (let pass = 0; pass < 2; pass++) projectRow(V, vo, Q, k0 * ld, ld, t, n, C);
+        sq = rowSumSq(V, vo, n);
+        if (sq < 0.25 * before) {
+          for (let pass = 0; pass < 2; pass++) projectRow(V, vo, Q, 0, ld, k, n, C);
+          sq = rowSumSq(V, vo, n);
+        }
+      }
+      let nrm = Math.sqrt(sq);
+      if (nrm <= 1e-10 * scale) {
+        complementRow(Q, ld, k, n, colSq, V, vo, C);
+        nrm = 1;
+        completed = k;
+      }
+      const qo = k * ld;
+      for (let j = 0; j < n; j++) {
+        const q = V[vo + j] / nrm;
+        Q[qo + j] = q;
+        colSq[j] += q * q;
+      }
+    }
+  }
+  return finishRows(Q, ld, n, order, completed);
+}
+
+function rowSumSq(X, o, n) {
+  let s = 0;
+  for (let j = 0; j < n; j++) s += X[o + j] * X[o + j];
+  return s;
+}
+
+/** One CGS pass on the row of X at `xo`: minus its projection on the `k` rows of Q from
+ * `q0` (`ld` apart). `coef` is scratch of length >= k. */
+function projectRow(X, xo, Q, q0, ld, k, n, coef) {
+  if (k === 0) return;
+  rowDots(Q, q0, ld, k, X, xo, 0, 1, n, coef, 0, 1);
+  rowCombine(X, xo, 0, 1, coef, 0, k, Q, q0, ld, k, n, -1);
+}
+
+/**
+ * Into the row of X at `xo`: complementVector for large n. The longest column of
+ * `P = I - B^T B` (B: the first k rows of Q) is the one with the smallest sum of squares
+ * in B (`|P e_j|^2 = 1 - |B e_j|^2`), read from `colSq` in O(n), not by forming P.
+ */
+function complementRow(Q, ld, k, n, colSq, X, xo, coef) {
+  X.fill(0, xo, xo + n);
+  if (k === 0) {
+    X[xo] = 1;
+    return;
+  }
+  let best = 0;
+  for (let j = 1; j < n; j++) if (colSq[j] < colSq[best]) best = j;
+  for (let r = 0; r < k; r++) coef[r] = Q[r * ld + best];
+  X[xo + best] = 1;
+  rowCombine(X, xo, 0, 1, coef, 0, k, Q, 0, ld, k, n, -1); // P e_best
+  for (let pass = 0; pass < 2; pass++) projectRow(X, xo, Q, 0, ld, k, n, coef);
+  const nrm = Math.sqrt(rowSumSq(X, xo, n));
+  for (let j = 0; j < n; j++) X[xo + j] /= nrm;
 }
 
 function sumSq(v) {
