@@ -1,9 +1,6 @@
 // The large-n code paths of the tour maths (blocked Householder QR, blocked Gram-Schmidt,
 // the O(n^2) orthogonality check, the row kernels): the same results as the plain
 // row-by-row algorithms, and nothing O(n^3) where O(n^2) is enough.
-//
-// The timings at n = 1024 that the viewer depends on run only on request (they depend on
-// the machine):   GRANDTOUR_PERF=1 node --test tests/js/perf.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -219,38 +216,14 @@ test('axisDrag and the GrandTour matrix at n = 100 (the blocked paths)', () => {
   assert.ok(orthogonalityError(S) < 1e-13 && Math.abs(det(S) - 1) < 1e-10);
 });
 
-test('pointDrag and checkOrthogonal at n = 1024 stay O(n^2) (well under 0.5 s)', () => {
+// Timings (n = 1024: constructor, matrix get/set, axisDrag, pointDrag) are figures, not
+// tests: `node benchmarks/bench_tour.mjs` prints them, and BENCHMARKS.md records them.
+test('pointDrag at n = 1024 through the O(n^2) orthogonality estimate stays orthogonal', () => {
   const rng = new Rng(59);
   const n = 1024;
   const G = cheapRotation(n, rng);
   const c = Float64Array.from({ length: n }, () => rng.normal());
-  pointDrag(G, c, 0.1, 0.05); // warm up
-  let t0 = performance.now();
-  checkOrthogonal(G);
-  const check = performance.now() - t0;
-  t0 = performance.now();
+  checkOrthogonal(G); // the estimate accepts a rotation
   const R = pointDrag(G, c, 0.1, 0.05);
-  const drag = performance.now() - t0;
-  assert.ok(check < 250, `checkOrthogonal at n = 1024 took ${check.toFixed(0)} ms`);
-  assert.ok(drag < 500, `pointDrag at n = 1024 took ${drag.toFixed(0)} ms`);
   assert.ok(orthogonalityErrorEstimate(R) < 1e-14);
 });
-
-const PERF = Boolean(process.env.GRANDTOUR_PERF);
-
-test('n = 1024 in node: constructor, matrix get/set and axisDrag under 2 s, pointDrag under 0.5 s',
-  { skip: !PERF && 'set GRANDTOUR_PERF=1 to time the n = 1024 operations' }, () => {
-    const n = 1024;
-    const time = (fn) => { const t0 = performance.now(); const r = fn(); return [performance.now() - t0, r]; };
-    const [ctor, t] = time(() => new GrandTour({ ndim: n, seed: 1 }));
-    t.step(0.3);
-    const [get, GT] = time(() => t.matrix);
-    const [set] = time(() => { t.matrix = GT; });
-    const [axis] = time(() => axisDrag(GT, 5, 0.1, -0.05));
-    const c = Float64Array.from({ length: n }, (_, i) => Math.sin(i));
-    const [point] = time(() => pointDrag(GT, c, 0.1, -0.05));
-    const ms = { ctor, get, set, axis, point };
-    console.log(Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)])));
-    for (const k of ['ctor', 'get', 'set', 'axis']) assert.ok(ms[k] < 2000, `${k}: ${ms[k].toFixed(0)} ms`);
-    assert.ok(point < 500, `pointDrag: ${point.toFixed(0)} ms`);
-  });
