@@ -484,13 +484,6 @@ def train(
             state = _load_state(out, last)
         if writer.config.get("epochs") != epochs:
             writer.update_config({"epochs": int(epochs)})
-    elif (out / STATE_FILE).is_file() and (out / "commit.json").is_file():
-        # A training run: the store would refuse it for holding a file it does not know.
-        if not overwrite:
-            raise StoreError(f"a run already exists at {out}; pass overwrite=True "
-                             "(--overwrite) to replace it, or resume it (--resume)")
-        # Our own file: the store deletes only the entries it knows when it overwrites.
-        (out / STATE_FILE).unlink()
 
     with _torch_settings(dev, name):
         torch.manual_seed(seed)
