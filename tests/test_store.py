@@ -253,7 +253,7 @@ def test_reading_one_slice_reads_only_its_chunk(tmp_path):
 
 
 def test_large_layers_are_chunked_along_examples_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "CHUNK_BYTES", 2 * 18 * 4)  # four conv1 rows per chunk
+    monkeypatch.setattr(store.codec, "CHUNK_BYTES", 2 * 18 * 4)  # four conv1 rows per chunk
     new_run(tmp_path / "run", epochs=[0, 1])
     arr = zarr.open_array(tmp_path / "run" / "activations" / "train" / "conv1", mode="r")
     assert arr.chunks == (1, 4, 18)

@@ -20,3 +20,8 @@ class CorruptFileError(GrandTourError, ValueError):
 
 class StoreError(GrandTourError):
     """A run store is missing, incomplete or inconsistent; the message names the array."""
+
+
+class NotAlignedError(StoreError, LookupError):
+    """A run, or one (layer, epoch) of it, has no stored alignment; the message says to
+    run ``grandtour align RUN``."""
