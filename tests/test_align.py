@@ -19,6 +19,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from grandtour import align  # noqa: E402
+from grandtour.align import maps as align_maps  # noqa: E402
+from grandtour.align import reduction as align_reduction  # noqa: E402
 from grandtour.align import (  # noqa: E402
     AlignmentWarning,
     Aligner,
@@ -459,7 +461,7 @@ def _low_rank_run(path, variances, dim=40, n=150, epochs=3, seed=0):
 @pytest.mark.parametrize("randomized", [False, True])
 def test_reduction_keeps_the_reported_variance_of_a_low_rank_layer(tmp_path, monkeypatch, randomized):
     if randomized:
-        monkeypatch.setattr(align, "EXACT_COVARIANCE_DIM", 8)
+        monkeypatch.setattr(align_reduction, "EXACT_COVARIANCE_DIM", 8)
     run, q = _low_rank_run(tmp_path / "r", [9.0, 4.0, 1.0, 0.25])
     pooled = np.concatenate([run.activations("h", e, "train") for e in run.epochs]).astype(np.float64)
     evals, evecs = np.linalg.eigh(np.cov(pooled.T, bias=True))
@@ -525,7 +527,7 @@ def test_align_command_reports_reductions(run_copy, capsys):
 
 
 def test_a_registered_layer_kind_is_aligned_by_its_own_map(monkeypatch):
-    monkeypatch.setattr(align, "_MAP_BUILDERS", dict(align._MAP_BUILDERS))  # undo after the test
+    monkeypatch.setattr(align_maps, "_MAP_BUILDERS", dict(align_maps._MAP_BUILDERS))  # undo after the test
 
     def doubling(prev, layer, params):
         if prev.dim != layer.dim:

@@ -1,0 +1,344 @@
+"""The run side: transitions of a recorded run, read from ``RUN/alignment/`` or computed.
+
+:class:`Aligner` serves the transitions and displayed coordinates of one run (reading
+what :func:`align_run` stored, computing the rest); :func:`align_run` precomputes and
+stores them all, an epoch at a time, so a viewer only reads.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grandtour.align._run import _as_run, _check_epoch, _check_split
+from grandtour.align.reduction import DEFAULT_THRESHOLD, Reduction, _variance_kept, fit_reduction
+from grandtour.align.storage import _alignment_arrays, _AlignmentStore
+from grandtour.align.transitions import (
+    AlignmentWarning,
+    Transition,
+    _align,
+    _Alignment,
+    _make_transition,
+    _maxpool_scale,
+)
+from grandtour.errors import GrandTourError, NotAlignedError, StoreError
+from grandtour.store import LayerInfo, Run, StoreKeyError, encode_float16
+
+
+class Aligner:
+    """Transitions of one run: reads what ``align_run`` stored, computes the rest.
+
+    Parameters
+    ----------
+    run : Run, str or Path
+    threshold : int, optional
+        Layers wider than this are reduced. Default: the threshold the run was aligned
+        with, else 1024. Stored alignment data is used only when its threshold matches.
+
+    Notes
+    -----
+    Without stored alignment data, the first use of a wide layer fits its reduction over
+    the run (seconds to minutes); ``grandtour align RUN`` does that once and stores it.
+    """
+
+    def __init__(self, run: Run | str | Path, *, threshold: int | None = None):
+        self.run = _as_run(run)
+        self.store = _AlignmentStore.read(self.run)
+        stored = self.store.threshold if self.store is not None else None
+        self.threshold = int(threshold if threshold is not None else (stored or DEFAULT_THRESHOLD))
+        if self.threshold < 1:
+            raise GrandTourError(f"threshold must be >= 1, got {self.threshold}")
+        if self.store is not None and stored != self.threshold:
+            self.store = None  # aligned for another threshold: do not mix
+        self._reductions: dict[str, Reduction | None] = {}
+        self._static: dict[str, _Alignment] = {}
+        self._names = [layer.name for layer in self.run.layers]
+
+    def previous(self, layer: str) -> LayerInfo:
+        """The recorded layer before ``layer`` (the first layer has none: StoreKeyError)."""
+        self.run.layer(layer)
+        i = self._names.index(layer)
+        if i == 0:
+            raise StoreKeyError(f"{layer!r} is the first recorded layer of {self.run.path}; it has no "
+                                f"transition. Layers with one: {', '.join(self._names[1:])}")
+        return self.run.layers[i - 1]
+
+    def reduction(self, layer: str) -> Reduction | None:
+        """The reduction of ``layer``, or None if it is not wider than the threshold."""
+        if layer not in self._reductions:
+            info = self.run.layer(layer)
+            red = None
+            if info.dim > self.threshold:
+                red = self.store.reduction(layer) if self.store is not None else None
+                if red is None:
+                    red = fit_reduction(self.run, layer, self.threshold)
+            self._reductions[layer] = red
+        return self._reductions[layer]
+
+    def reduced(self, layer: str) -> bool:
+        """Whether ``layer`` is shown in a reduction (it is wider than the threshold)."""
+        return self.run.layer(layer).dim > self.threshold
+
+    def coordinates(self, layer: str, epoch: int, split: str) -> np.ndarray:
+        """What the viewer shows for ``layer``: ``(N, d)`` float64, ``X`` or ``X @ R``."""
+        info = self.run.layer(layer)
+        if not self.reduced(layer):
+            return self.run.activations(layer, epoch, split).astype(np.float64)
+        if self.store is not None:
+            _check_epoch(self.run, epoch)  # an unknown epoch is an error, stored or not
+            _check_split(self.run, split)
+            z = self.store.coords(layer, epoch, split, info.static)
+            if z is not None:  # read as stored: the basis itself is not needed
+                return z
+        basis = self.reduction(layer).basis.astype(np.float64)
+        return self.run.activations(layer, epoch, split).astype(np.float64) @ basis
+
+    def _variance_kept(self, layer: str, epoch: int, split: str, z: np.ndarray) -> float:
+        info = self.run.layer(layer)
+        if not self.reduced(layer):
+            return 1.0
+        if self.store is not None:
+            entry = self.store.coords_entry(layer, epoch, info.static)
+            if entry is not None and split in entry.get("variance_kept", {}):
+                return float(entry["variance_kept"][split])
+        return _variance_kept(self.run.activations(layer, epoch, split).astype(np.float64), z)
+
+    def alignment(self, layer: str, epoch: int) -> _Alignment:
+        """The bases of (layer, epoch): stored, or computed from every split's activations."""
+        prev = self.previous(layer)
+        if self.store is not None:
+            al = self.store.alignment(layer, epoch)
+            if al is not None:
+                return al
+        info = self.run.layer(layer)
+        xs_prev = [self.run.activations(prev.name, epoch, s).astype(np.float64) for s in self.run.splits]
+        xs = [self.run.activations(layer, epoch, s).astype(np.float64) for s in self.run.splits]
+        return _align(prev, info, self.run.params(layer, epoch), xs_prev, xs,
+                      self.reduction(prev.name), self.reduction(layer), self._static)
+
+    def transition(self, layer: str, epoch: int, split: str) -> Transition:
+        """The :class:`Transition` of ``layer`` from the previous recorded layer."""
+        prev = self.previous(layer)
+        _check_split(self.run, split)
+        al = self.alignment(layer, epoch)
+        zp = self.coordinates(prev.name, epoch, split)
+        zl = self.coordinates(layer, epoch, split)
+        scale = None
+        if al.method == "maxpool":
+            scale = _maxpool_scale(prev, self.run.layer(layer),
+                                   self.run.activations(prev.name, epoch, split).astype(np.float64),
+                                   self.run.activations(layer, epoch, split).astype(np.float64))
+        vk = (self._variance_kept(prev.name, epoch, split, zp),
+              self._variance_kept(layer, epoch, split, zl))
+        return _make_transition(al, zp, zl, epoch, split, scale=scale, variance_kept=vk,
+                                reduced=(self.reduced(prev.name), self.reduced(layer)))
+
+
+def transition(run: Run | str | Path, layer: str, epoch: int, split: str) -> Transition:
+    """The transition of ``layer`` from the previous recorded layer at ``epoch``, ``split``.
+
+    Uses the alignment stored by :func:`align_run` when there is one, and computes the
+    rest (for many calls, keep one :class:`Aligner`). See :class:`Transition`.
+    """
+    return Aligner(run).transition(layer, epoch, split)
+
+
+def load_transition(run: Run | str | Path, layer: str, epoch: int, split: str) -> Transition:
+    """Like :func:`transition`, but only from stored alignment data (what a viewer does).
+
+    Raises
+    ------
+    NotAlignedError
+        If the run, or that (layer, epoch), has not been aligned: run ``grandtour align RUN``.
+    StoreError
+        If the stored alignment is damaged (the message says to realign with ``--force``).
+    """
+    aligner = Aligner(run)
+    if aligner.store is None:
+        raise NotAlignedError(f"run {aligner.run.path} has not been aligned; run `grandtour align "
+                         f"{aligner.run.path}`")
+    aligner.previous(layer)
+    _check_epoch(aligner.run, epoch)  # unknown epoch: StoreKeyError listing them
+    if aligner.store.alignment(layer, epoch) is None:
+        raise NotAlignedError(f"epoch {epoch} of run {aligner.run.path} has not been aligned; run "
+                         f"`grandtour align {aligner.run.path}`")
+    for name in (aligner.previous(layer).name, layer):
+        info = aligner.run.layer(name)
+        if aligner.reduced(name) and aligner.store.coords_entry(name, epoch, info.static) is None:
+            raise StoreError(f"the reduced coordinates of layer {name!r} at epoch {epoch} are missing "
+                             f"from {aligner.store.path}; realign with `grandtour align RUN --force`")
+    return aligner.transition(layer, epoch, split)
+
+
+def load_reduction(run: Run | str | Path, layer: str) -> Reduction | None:
+    """The stored reduction of ``layer`` (None if the layer is not reduced or not aligned)."""
+    run = _as_run(run)
+    run.layer(layer)
+    store = _AlignmentStore.read(run)
+    return None if store is None else store.reduction(layer)
+
+
+def layer_coordinates(run: Run | str | Path, layer: str, epoch: int, split: str) -> np.ndarray:
+    """What the viewer shows for a layer: its activations, or their reduction ``X @ R``."""
+    return Aligner(run).coordinates(layer, epoch, split)
+
+
+# ============================================================================ align_run
+
+def _progress(total: int, enabled: bool):
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(total=total, desc="align", unit="step", disable=None, dynamic_ncols=True)
+        except ImportError:
+            pass
+
+    class _Quiet:
+        def update(self, n=1):
+            pass
+
+        def set_postfix_str(self, s):
+            pass
+
+        def close(self):
+            pass
+
+    return _Quiet()
+
+
+def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
+              threshold: int = DEFAULT_THRESHOLD, force: bool = False, progress: bool = True
+              ) -> dict:
+    """Precompute and store every transition of a run, so that the viewer only reads.
+
+    Stores, under ``RUN/alignment/`` (layout in ``docs/align.md``): the reduction of
+    every layer wider than ``threshold``, the reduced coordinates of those layers at
+    every epoch and split, and the bases of every (layer, epoch) transition (once for
+    maps that do not change with training, such as pooling). Idempotent: what is
+    already stored is skipped, unless ``force``; each epoch is committed atomically, so
+    an interrupted run resumes where it stopped.
+
+    Parameters
+    ----------
+    run_path : Run, str or Path
+    epochs : iterable of int, optional
+        Epochs to align (default: every completed epoch).
+    threshold : int, default 1024
+    force : bool
+        Delete the stored alignment first and recompute everything.
+    progress : bool
+        Show a progress bar (when stderr is a terminal).
+
+    Returns
+    -------
+    dict
+        ``{"threshold", "epochs_aligned": [...], "epochs_skipped": [...],
+        "reductions": {layer: {"rank", "dim", "variance_kept"}},
+        "methods": {layer: method}, "fallbacks": {layer: note}}``.
+    """
+    run = Run.open(run_path.path if isinstance(run_path, Run) else run_path)  # fresh epochs
+    threshold = int(threshold)
+    if threshold < 1:
+        raise GrandTourError(f"threshold must be >= 1, got {threshold}")
+    store = None if force else _AlignmentStore.read(run, writable=True)
+    if store is not None and store.threshold != threshold:
+        raise GrandTourError(f"run {run.path} was aligned with threshold {store.threshold}; pass "
+                             f"--force (force=True) to realign it with threshold {threshold}")
+    if store is None:
+        store = _AlignmentStore.create(run, threshold)  # replaces a previous one
+    if epochs is None:
+        todo = list(run.epochs)
+    else:
+        todo = sorted({int(e) for e in epochs})
+        for e in todo:
+            _check_epoch(run, e)  # StoreKeyError listing the completed epochs
+    skipped = [e for e in todo if str(e) in store.commit["epochs"]]
+    todo = [e for e in todo if str(e) not in store.commit["epochs"]]
+
+    aligner = Aligner(run, threshold=threshold)
+    aligner.store = store
+    wide = [layer for layer in run.layers if layer.dim > threshold]
+    bar = _progress(len([w for w in wide if w.name not in store.commit["reductions"]])
+                    + len(todo), progress)
+    summary: dict[str, Any] = {"threshold": threshold, "epochs_aligned": [], "epochs_skipped": skipped,
+                               "reductions": {}, "methods": {}, "fallbacks": {}}
+    try:
+        for layer in wide:
+            if layer.name not in store.commit["reductions"] and todo:
+                bar.set_postfix_str(f"reduction of {layer.name}")
+                red = fit_reduction(run, layer.name, threshold)
+                store.write(f"reductions/{layer.name}/basis", red.basis)
+                store.write(f"reductions/{layer.name}/mean", red.mean)
+                store.commit["reductions"][layer.name] = {
+                    "dim": red.dim, "rank": red.rank, "variance_kept": red.variance_kept,
+                    "total_variance": red.total_variance, "fit_epochs": red.fit_epochs,
+                    "points": red.points, "method": red.method}
+                store.save()
+                bar.update()
+            aligner._reductions.pop(layer.name, None)  # noqa: SLF001 - read back the stored one
+        for epoch in todo:
+            bar.set_postfix_str(f"epoch {epoch}")
+            _align_epoch(run, aligner, store, epoch, summary)
+            summary["epochs_aligned"].append(epoch)
+            bar.update()
+    finally:
+        bar.close()
+    for name, doc in store.commit["reductions"].items():
+        summary["reductions"][name] = {"rank": doc["rank"], "dim": doc["dim"],
+                                       "variance_kept": doc["variance_kept"]}
+    for note in summary["fallbacks"].values():  # once per layer, not once per epoch
+        warnings.warn(note, AlignmentWarning, stacklevel=2)
+    return summary
+
+
+def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int, summary: dict) -> None:
+    layers_doc: dict[str, dict] = {}
+    coords_doc: dict[str, dict] = {}
+    prev_info: LayerInfo | None = None
+    xs_prev: list[np.ndarray] = []
+    for info in run.layers:
+        xs = [run.activations(info.name, epoch, s).astype(np.float64) for s in run.splits]
+        red = aligner.reduction(info.name)
+        if red is not None and store.coords_entry(info.name, epoch, info.static) is None:
+            basis = red.basis.astype(np.float64)
+            doc = {"scale": {}, "variance_kept": {}}
+            for split, x in zip(run.splits, xs, strict=True):
+                z = x @ basis
+                y, sc, _ = encode_float16(z)
+                store.write(f"coords/{split}/{info.name}/{'static' if info.static else epoch}", y)
+                doc["scale"][split] = sc
+                doc["variance_kept"][split] = _variance_kept(x, z)
+            if info.static:
+                store.commit["static_coords"][info.name] = doc  # committed with this epoch
+            else:
+                coords_doc[info.name] = doc
+        if prev_info is not None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", AlignmentWarning)
+                al = _align(prev_info, info, run.params(info.name, epoch), xs_prev, xs,
+                            aligner.reduction(prev_info.name), red, aligner._static)  # noqa: SLF001
+            for w in caught:
+                summary["fallbacks"].setdefault(info.name, str(w.message))
+            static_done = info.name in store.commit["static_maps"]
+            source = "static" if al.static else "epoch"
+            arrays = _alignment_arrays(al)
+            if al.static and not static_done and arrays:
+                for name, arr in arrays.items():
+                    store.write(f"maps/{info.name}/static/{name}", arr)
+                store.commit["static_maps"][info.name] = sorted(arrays)
+            elif not al.static:
+                for name, arr in arrays.items():
+                    store.write(f"maps/{info.name}/{epoch}/{name}", arr)
+            layers_doc[info.name] = {
+                "previous": prev_info.name, "kind": info.kind, "method": al.method,
+                "source": source, "arrays": sorted(arrays), "d_in": al.d_in, "d_out": al.d_out,
+                "exact": al.exact, "note": al.note, "residual": al.residual}
+            summary["methods"][info.name] = al.method
+        prev_info, xs_prev = info, xs
+    store.commit["epochs"][str(epoch)] = {"layers": layers_doc, "coords": coords_doc}
+    store.save()

@@ -1,0 +1,200 @@
+"""The fixed linear reduction of a wide layer: ``Z = X R``, the same at every epoch.
+
+A layer wider than the threshold is shown in its leading principal directions, fitted
+once on its activations pooled over (up to ``REDUCTION_EPOCHS``) epochs and every split,
+streamed a block at a time: the exact covariance up to ``EXACT_COVARIANCE_DIM``
+coordinates, a randomized range finder above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grandtour.align._run import _as_run
+from grandtour.align.svd import _fix_signs
+from grandtour.errors import GrandTourError, StoreError
+from grandtour.store import LayerInfo, Run
+
+#: Layers wider than this many coordinates are shown in a fixed reduction.
+DEFAULT_THRESHOLD = 1024
+#: At most this many epochs (spread over the run, first and last included) feed the
+#: principal directions of a wide layer; every epoch is then shown in that basis.
+REDUCTION_EPOCHS = 16
+#: Up to this width the reduction diagonalises the exact covariance (one pass over the
+#: data); wider layers use a streamed randomized range finder (three passes).
+EXACT_COVARIANCE_DIM = 4096
+#: Variances below this fraction of the largest are float16 rounding noise, not directions.
+RANK_RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """The fixed linear reduction of a wide layer: ``Z = X @ basis``.
+
+    Attributes
+    ----------
+    layer : str
+    basis : ndarray of shape (dim, r), float32
+        Orthonormal columns: the leading principal directions of the layer's
+        activations pooled over ``fit_epochs`` and every split, in decreasing order of
+        variance. The same for every epoch of the run.
+    mean : ndarray of shape (dim,), float64
+        The pooled mean (for the bookkeeping of what the reduction drops; ``Z`` is not
+        centred).
+    variance_kept : float
+        Fraction of the pooled (centred) variance that the basis keeps, in [0, 1].
+    total_variance : float
+        The pooled variance, ``trace(cov)``.
+    fit_epochs : list of int
+    points : int
+        Number of (finite) activation rows the fit saw.
+    method : str
+        ``"covariance"`` (exact eigendecomposition) or ``"randomized"``.
+    """
+
+    layer: str
+    basis: np.ndarray
+    mean: np.ndarray
+    variance_kept: float
+    total_variance: float
+    fit_epochs: list[int] = field(default_factory=list)
+    points: int = 0
+    method: str = "covariance"
+
+    @property
+    def dim(self) -> int:
+        return int(self.basis.shape[0])
+
+    @property
+    def rank(self) -> int:
+        return int(self.basis.shape[1])
+
+
+def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
+    ok = np.ones(arrays[0].shape[0], dtype=bool)
+    for a in arrays:
+        ok &= np.isfinite(a).all(axis=1)
+    return ok
+
+
+def _project(x: np.ndarray, red: Reduction | None) -> np.ndarray:
+    return x if red is None else x @ red.basis.astype(np.float64)
+
+
+def _variance_kept(x: np.ndarray, z: np.ndarray) -> float:
+    """Fraction of the centred variance of the rows of ``x`` kept in ``z = x R``."""
+    ok = _finite_rows(x)
+    if not ok.any():
+        return 1.0
+    total = float(((x[ok] - x[ok].mean(axis=0)) ** 2).sum())
+    kept = float(((z[ok] - z[ok].mean(axis=0)) ** 2).sum())
+    return 1.0 if total == 0.0 else min(1.0, kept / total)
+
+
+def _spread(epochs: Sequence[int], most: int) -> list[int]:
+    """At most ``most`` epochs, evenly spread, the first and last included."""
+    epochs = sorted(epochs)
+    if len(epochs) <= most:
+        return list(epochs)
+    idx = np.unique(np.round(np.linspace(0, len(epochs) - 1, most)).astype(int))
+    return [epochs[i] for i in idx]
+
+
+def _fit_pca(blocks: Callable[[], Iterator[np.ndarray]], dim: int, r_max: int, *,
+             seed: int = 0, power_iterations: int = 1
+             ) -> tuple[np.ndarray, np.ndarray, float, float, int, str]:
+    """Leading principal directions of rows streamed in blocks (never all in memory).
+
+    Returns (basis (dim, r), mean (dim,), variance kept, total variance, points, method).
+    ``r = min(r_max, numerical rank)``, at least 1.
+    """
+    import scipy.linalg
+
+    def moments() -> tuple[int, np.ndarray, float]:
+        n, s, sq = 0, np.zeros(dim), 0.0
+        for x in blocks():
+            n += x.shape[0]
+            s += x.sum(axis=0)
+            sq += float(np.einsum("ij,ij->", x, x))
+        return n, s, sq
+
+    if dim <= EXACT_COVARIANCE_DIM:
+        method = "covariance"
+        n, s, cov = 0, np.zeros(dim), np.zeros((dim, dim))
+        for x in blocks():
+            n += x.shape[0]
+            s += x.sum(axis=0)
+            cov += x.T @ x
+        if n == 0:
+            raise GrandTourError("no finite activations to fit the reduction on")
+        mean = s / n
+        cov = cov / n - np.outer(mean, mean)
+        evals, evecs = scipy.linalg.eigh(cov, check_finite=False)
+        evals, evecs = evals[::-1], evecs[:, ::-1]
+        total = float(np.trace(cov))
+    else:
+        method = "randomized"
+        n, s, sq = moments()
+        if n == 0:
+            raise GrandTourError("no finite activations to fit the reduction on")
+        mean = s / n
+        total = sq / n - float(mean @ mean)
+        width = min(dim, r_max + 16)  # oversampling: the leading r directions come out accurate
+
+        def cov_times(q: np.ndarray) -> np.ndarray:  # cov @ q, one pass over the data
+            acc = np.zeros_like(q)
+            for x in blocks():
+                acc += x.T @ (x @ q)
+            return acc / n - np.outer(mean, mean @ q)
+
+        q = np.random.default_rng(seed).standard_normal((dim, width))
+        for _ in range(1 + power_iterations):
+            q = scipy.linalg.qr(cov_times(q), mode="economic", check_finite=False)[0]
+        # Rayleigh-Ritz on span(q): the exact variances of the returned directions.
+        evals, w = scipy.linalg.eigh(q.T @ cov_times(q), check_finite=False)
+        evals, evecs = evals[::-1], q @ w[:, ::-1]
+    evals = np.maximum(evals, 0.0)
+    # Directions with less than 1e-6 of the largest variance are below the resolution of
+    # float16 storage (a relative error of 2**-11 per value): treated as zero, not kept.
+    rank = int((evals > RANK_RTOL * max(float(evals[0]), 1e-300)).sum()) if evals.size else 0
+    r = max(1, min(r_max, rank))
+    kept = 1.0 if total <= 0.0 else min(1.0, float(evals[:r].sum()) / total)
+    basis = np.ascontiguousarray(evecs[:, :r])
+    _fix_signs(basis, np.zeros((0, 0)), 0)
+    return basis, mean, kept, max(total, 0.0), n, method
+
+
+def _activation_blocks(run: Run, layer: LayerInfo, epochs: Sequence[int]
+                       ) -> Callable[[], Iterator[np.ndarray]]:
+    def gen() -> Iterator[np.ndarray]:
+        for epoch in epochs:
+            for split in run.splits:
+                x = run.activations(layer.name, epoch, split).astype(np.float64)
+                yield x[_finite_rows(x)]
+
+    return gen
+
+
+def fit_reduction(run: Run | str | Path, layer: str, threshold: int = DEFAULT_THRESHOLD, *,
+                  max_epochs: int = REDUCTION_EPOCHS) -> Reduction:
+    """The fixed reduction of a wide layer: leading principal directions over the run.
+
+    The activations of ``max_epochs`` epochs spread over the run (all of them if fewer;
+    a static layer's single copy) and every split are pooled, and the ``r`` directions
+    of largest variance kept, ``r = min(threshold, rank)``. The data is streamed one
+    (epoch, split) block at a time: exact covariance up to 4096 coordinates, a
+    randomized range finder with one power iteration and a Rayleigh-Ritz step above.
+    """
+    run = _as_run(run)
+    info = run.layer(layer)
+    if not run.epochs:
+        raise StoreError(f"run {run.path} has no completed epoch to fit a reduction on")
+    epochs = [run.epochs[0]] if info.static else _spread(run.epochs, max_epochs)
+    basis, mean, kept, total, points, method = _fit_pca(
+        _activation_blocks(run, info, epochs), info.dim, int(threshold))
+    # The stored float32 basis is the definition of the reduction, in memory as on disk.
+    return Reduction(layer, basis.astype(np.float32), mean, kept, total, list(epochs), points, method)
