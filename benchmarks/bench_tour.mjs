@@ -6,9 +6,9 @@
 //   node benchmarks/bench_tour.mjs --ops 512 10    # the O(n^3) operations at n = 512
 //   node benchmarks/bench_tour.mjs --ops 0         # skip them
 //
-// Ours (src/grandtour/web/js/tour.js): GT(t) = L T(phi + omega t) W; a step advances the
-// n(n-1)/2 angles and a frame rotates the two columns T W[:, :2] and multiplies by L:
-// O(n^2) per animation frame, no allocation (frame(out) with a reused out).
+// Ours (GrandTour, src/grandtour/web/js/tour/torus.js): GT(t) = L T(phi + omega t) W; a
+// step advances the n(n-1)/2 angles and a frame rotates the two columns T W[:, :2] and
+// multiplies by L: O(n^2) per animation frame, no allocation (frame(out), reused out).
 //
 // Baseline (the article's code, done well): every frame multiplies the full n x n matrix
 // GT by the product of all n(n-1)/2 Givens rotations, applied one at a time to pairs of

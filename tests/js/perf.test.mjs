@@ -10,6 +10,8 @@ import {
 } from '../../src/grandtour/web/js/linalg.js';
 import { GrandTour, Rng, randomRotation } from '../../src/grandtour/web/js/tour.js';
 import { axisDrag, gramSchmidtRows, pointDrag } from '../../src/grandtour/web/js/manipulate.js';
+import { GIVENS_BAND, applyGivens, givensStages } from '../../src/grandtour/web/js/tour/givens.js';
+import { sinCos } from '../../src/grandtour/web/js/tour/angles.js';
 
 function gaussian(rows, cols, rng) {
   const M = matrix(rows, cols);
@@ -184,6 +186,31 @@ test('gramSchmidtRows above n = 64 (blocked) gives the row-by-row CGS2 result', 
   for (let j = 0; j < 2 * n; j++) F.data[j] = rng.normal();
   const R = gramSchmidtRows(F, 0);
   assert.ok(orthogonalityError(R) < 1e-13 && Math.abs(det(R) - 1) < 1e-10);
+});
+
+test('applyGivens: the banded path for wide arrays gives the bits of the column-pair path', () => {
+  // Every path does the same two operations per entry, so banding (k > GIVENS_BAND, any
+  // remainder width) may change the order of work but never a bit of the result.
+  const rng = new Rng(71);
+  const n = 70;
+  const planes = Int32Array.from(givensStages(n).flatMap((s) => Array.from(s)));
+  const angles = Float64Array.from(planes, () => rng.uniform(0, 2 * Math.PI));
+  const c = new Float64Array(planes.length), s = new Float64Array(planes.length);
+  sinCos(angles, c, s);
+  const band = new Float64Array(n * GIVENS_BAND);
+  for (const k of [GIVENS_BAND + 1, GIVENS_BAND + 3, 2 * GIVENS_BAND + 2]) {
+    const Y = gaussian(n, k, rng).data;
+    const wide = applyGivens(Float64Array.from(Y), n, k, planes, c, s, band);
+    for (let j = 0; j < k; j += 2) {
+      const w = Math.min(2, k - j);
+      const cols = new Float64Array(n * w);
+      for (let r = 0; r < n; r++) for (let q = 0; q < w; q++) cols[r * w + q] = Y[r * k + j + q];
+      applyGivens(cols, n, w, planes, c, s, null);
+      for (let r = 0; r < n; r++) {
+        for (let q = 0; q < w; q++) assert.ok(Object.is(wide[r * k + j + q], cols[r * w + q]), `k = ${k}, entry (${r}, ${j + q})`);
+      }
+    }
+  }
 });
 
 test('axisDrag and the GrandTour matrix at n = 100 (the blocked paths)', () => {

@@ -104,7 +104,7 @@ const GS_BLOCK = 32;
  * In exact arithmetic every row ends as in the row-by-row version.
  */
 function gramSchmidtRowsBlocked(a, n, order, scale) {
-  const ld = n + 8; // row stride: see haarQ in tour.js (no power-of-two stride)
+  const ld = n + 8; // row stride: see haarQ in linalg/householder.js (no power-of-two stride)
   const NB = GS_BLOCK;
   const Q = new Float64Array(n * ld); // finished rows, in processing order
   const V = new Float64Array(NB * ld); // the block's rows
