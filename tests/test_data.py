@@ -33,7 +33,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.delenv("GRANDTOUR_DATA", raising=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"fashion-mnist": (tmp_path / "usr-share" / "fashion-mnist",)})
+    monkeypatch.setitem(data.SYSTEM_DIRS, "fashion-mnist", (tmp_path / "usr-share" / "fashion-mnist",))
 
 
 # --------------------------------------------------------------------------- fixture writers

@@ -185,3 +185,36 @@ def test_class_metric_plot(tmp_path):
         assert im.format == "PNG" and im.size == (700, 450)
     with pytest.raises(ValueError, match="class_names"):
         plot_class_metric(values, tmp_path / "x.png", class_names=["a"])
+
+
+def _class_cloud(count: int):
+    rng = np.random.default_rng(0)
+    labels = np.arange(20 * count) % count
+    centres = rng.standard_normal((count, 4)) * 3
+    return centres[labels] + 0.05 * rng.standard_normal((len(labels), 4)), labels
+
+
+@pytest.mark.parametrize("count", [10, 13, 27])
+def test_gif_draws_every_class_in_its_own_colour(tmp_path, count):
+    """The GIF's fixed palette holds the class colours of the figure (the viewer's,
+    grandtour.palette), beyond ten classes too: each class shows its exact colour."""
+    from grandtour.palette import class_colors
+
+    X, labels = _class_cloud(count)
+    out = render_tour(X, tmp_path / "c.gif", labels=labels, frames=2, handles=False, dpi=60,
+                      class_names=[str(c) for c in range(count)])
+    with Image.open(out) as im:
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    drawn = {tuple(int(v) for v in p) for p in np.unique(pixels, axis=0)}
+    expected = class_colors(count)
+    assert len(set(expected)) == count
+    missing = [c for c, rgb in enumerate(expected) if rgb not in drawn]
+    assert missing == [], f"classes drawn without their colour: {missing}"
+
+
+def test_gif_of_more_classes_than_a_palette_can_blend_still_renders(tmp_path):
+    X, labels = _class_cloud(150)
+    out = render_tour(X, tmp_path / "c.gif", labels=labels, frames=3, handles=False, dpi=40)
+    with Image.open(out) as im:
+        assert im.n_frames == 3
+        assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 100

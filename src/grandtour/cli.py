@@ -3,7 +3,8 @@
 Each sub-command's arguments are declared here, and its work is done by a function
 in the module named for the concept (``grandtour.train.train_command``, ...), imported
 only when that command runs: ``grandtour --help`` works on a numpy-only install, and
-PyTorch is loaded only by the commands that need it.
+PyTorch is loaded only by the commands that need it. Every default a flag stands for is
+read from :mod:`grandtour.defaults`, the one place it is stated.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from grandtour import __version__
+from grandtour import __version__, defaults
 from grandtour.errors import GrandTourError
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+DATASETS = defaults.DATASETS
 
 
 def _handler(module: str, function: str):
@@ -41,6 +42,16 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _per_dataset(key: str) -> str:
+    """``"; 0.05 for digits"``: the datasets whose default ``key`` differs, for a help text."""
+    values = {}
+    for name in DATASETS:
+        value = defaults.training_defaults(name)[key]
+        if value != defaults.training_defaults("")[key]:
+            values.setdefault(value, []).append(name)
+    return "".join(f"; {v} for {', '.join(names)}" for v, names in values.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grandtour",
@@ -56,16 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the digits network, record every layer at every epoch, run "
         "the adversarial steps, and render the Grand Tour of the result.",
     )
-    p.add_argument("--out", default="grandtour-demo", metavar="DIR",
+    p.add_argument("--out", default=defaults.DEMO_OUT, metavar="DIR",
                    help="where the run and the figures go (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--frames", type=int, default=120,
+    p.add_argument("--epochs", type=int, default=defaults.DEMO_EPOCHS,
+                   help="training epochs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=defaults.SEED,
+                   help="random seed (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=defaults.FRAMES,
                    help="frames per animation (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo run")
     p.add_argument("--no-serve", dest="serve", action="store_false",
                    help="stop after writing the run and the figures instead of opening the viewer")
-    p.add_argument("--port", type=int, default=None, help="viewer port (default: 8787 or the next free one)")
+    p.add_argument("--port", type=int, default=None,
+                   help=f"viewer port (default: {defaults.PORT} or the next free one)")
     p.add_argument("--no-browser", action="store_true", help="serve the viewer without opening a browser")
     p.set_defaults(func=_handler("grandtour.demo", "demo_command"))
 
@@ -76,19 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded at every epoch (epoch 0 is the untrained network).",
     )
     p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="default: digits (with --resume: the run's own)")
+                   help=f"default: {defaults.DATASET} (with --resume: the run's own)")
     _add_data_dir(p)
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: 99 as in the article; 30 for digits)")
+                   help=f"training epochs (default: {defaults.ARTICLE_EPOCHS} as in the article"
+                   f"{_per_dataset('epochs')})")
     p.add_argument("--probe-size", type=int, default=None,
-                   help="probe examples per split, class-balanced (default: 1000)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 64")
+                   help=f"probe examples per split, class-balanced (default: "
+                   f"{defaults.PROBE_SIZE})")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"random seed (default: {defaults.SEED})")
+    p.add_argument("--device", default=defaults.DEVICE,
+                   help="cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"default: {defaults.BATCH_SIZE}{_per_dataset('batch_size')}")
     p.add_argument("--lr", type=float, default=None,
-                   help="SGD learning rate (default: 0.01; 0.05 for digits)")
-    p.add_argument("--momentum", type=float, default=None, help="SGD momentum (default: 0.5)")
+                   help=f"SGD learning rate (default: {defaults.LR}{_per_dataset('lr')})")
+    p.add_argument("--momentum", type=float, default=None,
+                   help=f"SGD momentum (default: {defaults.MOMENTUM}{_per_dataset('momentum')})")
     p.add_argument("--logit-relu", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the ReLU between the last linear layer and the softmax, as the "
                    "article's MNIST network has it (default: on; off for digits, where it "
@@ -106,13 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", metavar="RUN", help="run directory written by `grandtour train`")
     _add_data_dir(p)
-    p.add_argument("--source", default="8", help="class to perturb, by index or name (default: 8)")
-    p.add_argument("--target", default="0", help="class to push toward (default: 0)")
-    p.add_argument("--steps", type=int, default=100, help="FGSM steps (default: %(default)s)")
-    p.add_argument("--eps", type=float, default=0.01,
+    p.add_argument("--source", default=str(defaults.FGSM_SOURCE),
+                   help="class to perturb, by index or name (default: %(default)s)")
+    p.add_argument("--target", default=str(defaults.FGSM_TARGET),
+                   help="class to push toward (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=defaults.FGSM_STEPS,
+                   help="FGSM steps (default: %(default)s)")
+    p.add_argument("--eps", type=float, default=defaults.FGSM_EPS,
                    help="L-infinity step per iteration, in [0, 1] pixel units (default: %(default)s)")
     p.add_argument("--epoch", type=int, default=None, help="epoch of the weights (default: last)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default=defaults.DEVICE,
+                   help="cpu, cuda or cuda:N (default: %(default)s)")
     p.set_defaults(func=_handler("grandtour.adversarial", "adversarial_command"))
 
     p = sub.add_parser(
@@ -124,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--epochs", type=int, nargs="*", default=None,
                    help="epochs to align (default: all)")
-    p.add_argument("--threshold", type=int, default=1024,
+    p.add_argument("--threshold", type=int, default=defaults.ALIGN_THRESHOLD,
                    help="layers wider than this are shown in a fixed reduction (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute what is already stored")
     p.set_defaults(func=_handler("grandtour.align", "align_command"))
@@ -136,10 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
         "it in the browser.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (several can be picked in the page)")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", default=defaults.HOST,
                    help="address to bind (default: %(default)s; anything else exposes your runs)")
     p.add_argument("--port", type=int, default=None,
-                   help="port (default: 8787, or the next free one; 0 = any free port)")
+                   help=f"port (default: {defaults.PORT}, or the next free one; 0 = any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=_handler("grandtour.server", "serve_command"))
 

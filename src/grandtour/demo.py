@@ -24,7 +24,8 @@ per epoch on 1198 training images) left 4 to 5 classes dead after 30 epochs in e
 3 seeds (test accuracy 0.40 to 0.49); at lr 0.05, 0.1 or batch 16 still 3 to 5. Without
 that ReLU, lr 0.05 learns every class by epoch 7 in each of 3 seeds (test accuracy
 0.96), which is what a first look should show. ``grandtour train --dataset digits``
-keeps the article's network.
+trains with the same settings (:data:`grandtour.defaults.DATASET_TRAINING`);
+``--logit-relu --lr 0.01`` gives the article's network and settings.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grandtour import defaults
 from grandtour.errors import GrandTourError
 from grandtour.render import plot_class_metric, render_tour
 from grandtour.shapes import softmax_simplex, tesseract
@@ -51,9 +53,9 @@ __all__ = [
 ]
 
 #: Training settings of the demo (see the module docstring for why).
-DEMO_TRAINING = {"lr": 0.05, "momentum": 0.5, "batch_size": 64, "logit_relu": False}
+DEMO_TRAINING = defaults.DEMO_TRAINING
 #: The adversarial steps of the demo: the article's 8 -> 0.
-DEMO_ADVERSARIAL = {"source": 8, "target": 0, "steps": 100, "eps": 0.01}
+DEMO_ADVERSARIAL = defaults.DEMO_ADVERSARIAL
 #: Third-party packages the training part needs (a module name each).
 PIPELINE_PACKAGES = ("torch", "zarr", "sklearn")
 #: Our modules the training part needs.
@@ -104,7 +106,8 @@ def _layer(run, layer: str | None) -> str:
 
 
 def render_softmax_tour(run, path, *, layer: str | None = None, epoch: int | None = None,
-                        frames: int = 120, seed=0, **kw) -> Path:
+                        frames: int = defaults.FRAMES,
+                        seed=defaults.SEED, **kw) -> Path:
     """The Grand Tour of one layer at one epoch, every split side by side, coloured by class.
 
     Parameters
@@ -132,8 +135,8 @@ def render_softmax_tour(run, path, *, layer: str | None = None, epoch: int | Non
                        frames=frames, **kw)
 
 
-def render_training_dynamics(run, path, *, layer: str | None = None, frames: int = 120,
-                             seed=0, **kw) -> Path:
+def render_training_dynamics(run, path, *, layer: str | None = None,
+                             frames: int = defaults.FRAMES, seed=defaults.SEED, **kw) -> Path:
     """One fixed tour matrix while the epochs play (the article's training dynamics).
 
     Each split is a panel; the layer's activations at consecutive epochs are linearly
@@ -151,7 +154,8 @@ def render_training_dynamics(run, path, *, layer: str | None = None, frames: int
 
 
 def render_adversarial_dynamics(run, path, *, name: str = "default", layer: str | None = None,
-                                frames: int = 120, seed=0, **kw) -> Path:
+                                frames: int = defaults.FRAMES, seed=defaults.SEED,
+                                **kw) -> Path:
     """The adversarial examples' path across FGSM steps, with one fixed tour matrix.
 
     The genuine probes of the attacked split (at the attacked epoch) are drawn light,
@@ -311,7 +315,7 @@ def demo_command(args) -> int:
         from grandtour.server import serve
 
         print("\ngrandtour demo: opening the viewer (Ctrl-C to stop)", flush=True)
-        serve([run_dir], host="127.0.0.1", port=getattr(args, "port", None),
+        serve([run_dir], host=defaults.HOST, port=getattr(args, "port", None),
               open_browser=not getattr(args, "no_browser", False), block=True)
     return 0
 

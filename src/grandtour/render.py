@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grandtour import defaults, palette
 from grandtour.tour import GrandTour, Tour
 
 __all__ = [
@@ -49,14 +50,14 @@ __all__ = [
     "render_tour",
 ]
 
-#: The categorical palette (matplotlib's tab10 / Tableau 10), fixed so that class k
-#: has the same colour in every figure. Classes beyond 10 reuse it cyclically.
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)
-#: Colour of unlabelled points and of edges.
-NEUTRAL = "#4d4d4d"
+#: The colours of up to ten classes, the viewer's (:mod:`grandtour.palette`, read from
+#: ``web/palette.json``), so class k has the same colour in every figure and on the page.
+#: With more classes each figure takes evenly spaced hues (:func:`palette.class_colors`).
+PALETTE = tuple(palette.hex_colour(c) for c in palette.CLASSES)
+#: Colour of the edges between points. Unlabelled points take class 0's colour.
+NEUTRAL = palette.hex_colour(palette.NEUTRAL)
+#: Colour of the axis handles and their labels.
+HANDLE = palette.hex_colour(palette.HANDLE)
 #: How far towards white the "light" (not highlighted) points are drawn.
 LIGHTEN = 0.6
 #: Axis handles are labelled only up to this many axes (beyond, labels are clutter).
@@ -213,9 +214,10 @@ def _check_edges(edges, N: int) -> np.ndarray | None:
 # --------------------------------------------------------------------------- frames
 
 
-def render_frames(points, *, tour: Tour | None = None, frames: int = 120, fps: float = 30,
+def render_frames(points, *, tour: Tour | None = None, frames: int = defaults.FRAMES,
+                  fps: float = defaults.FPS,
                   dt: float | None = None, labels=None, highlight=None,
-                  handle_scale: float | None = None, seed=0) -> TourFrames:
+                  handle_scale: float | None = None, seed=defaults.SEED) -> TourFrames:
     """Trace the animation without drawing it: the 2-D positions of every frame.
 
     Frame 0 shows the tour as it is; before each later frame the tour steps by ``dt``
@@ -319,13 +321,31 @@ def _rgb(hex_colour: str) -> np.ndarray:
     return np.array([int(h[k:k + 2], 16) / 255.0 for k in (0, 2, 4)])
 
 
-def _colours(labels, highlight, N: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Face colours (N, 4), sizes (N,), and drawing order (light points first)."""
+def _class_table(count: int, size: int | None = None) -> np.ndarray:
+    """The colours (the viewer's) of classes ``0 .. size-1`` among ``count`` classes,
+    (size, 3) in [0, 1]; ``size`` defaults to ``count``."""
+    size = max(1, count if size is None else size)
+    rgb = [palette.class_color(c, count) for c in range(size)]
+    return np.array(rgb, dtype=np.float64) / 255.0
+
+
+def _figure_classes(panels: Sequence[_Panel], class_names) -> np.ndarray:
+    """The class colours of a figure, one row per label up to the largest. The colours
+    are chosen, as on the page, for one class per class name (without names, per label)."""
+    top = max((int(p.labels.max()) for p in panels if p.labels is not None and p.labels.size),
+              default=0)
+    return _class_table(len(class_names) if class_names else top + 1, top + 1)
+
+
+def _colours(labels, highlight, N: int, table: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Face colours (N, 4), sizes (N,), and drawing order (light points first).
+
+    ``table`` (C, 3) in [0, 1] holds the colour of every label (:func:`_figure_classes`)."""
     if labels is None:
-        rgb = np.tile(_rgb(PALETTE[0]), (N, 1))
+        rgb = np.tile(table[0], (N, 1))
     else:
-        table = np.array([_rgb(c) for c in PALETTE])
-        rgb = table[labels % len(PALETTE)]
+        rgb = table[labels]
     sizes = np.full(N, 9.0)
     order = np.arange(N)
     if highlight is not None:
@@ -345,11 +365,12 @@ def _caption_format(step: float) -> int:
 
 
 def render_tour(points, path, *, tour: Tour | None = None, labels=None, class_names=None,
-                edges=None, frames: int = 120, fps: float = 30, dt: float | None = None,
+                edges=None, frames: int = defaults.FRAMES, fps: float = defaults.FPS,
+                dt: float | None = None,
                 handles: bool = True, title: str | None = None,
                 size: tuple[float, float] = (6, 6), axis_names: Sequence[str] | None = None,
                 highlight=None, keyframe_values=None, keyframe_label: str = "epoch",
-                handle_scale: float | None = None, dpi: int = 80, seed=0) -> Path:
+                handle_scale: float | None = None, dpi: int = 80, seed=defaults.SEED) -> Path:
     """Draw the Grand Tour of ``points`` into an animated GIF or a folder of PNG frames.
 
     Parameters
@@ -363,10 +384,13 @@ def render_tour(points, path, *, tour: Tour | None = None, labels=None, class_na
     tour : Tour, optional
         Default ``GrandTour(n, seed=seed)``; it is advanced as the animation plays.
     labels : int array of shape (N,), or a mapping per panel, optional
-        Class of each point: its colour (fixed palette :data:`PALETTE`) and legend.
+        Class of each point: its colour (the viewer's, :mod:`grandtour.palette`) and
+        legend.
     class_names : sequence of str, optional
         Legend entries (and handle labels when there is one axis per class, as in a
-        softmax layer).
+        softmax layer). Their number chooses the colours, as on the page: up to ten
+        classes :data:`PALETTE`, more evenly spaced hues. Default one class per label
+        up to the largest.
     edges : int array of shape (M, 2), optional
         Line segments between points (e.g. the edges of a hypercube).
     frames, fps, dt, handle_scale, seed
@@ -430,6 +454,8 @@ def render_tour(points, path, *, tour: Tour | None = None, labels=None, class_na
         decimals = _caption_format(float(steps.min()) if steps.size else 1.0)
         captions = [f"{cap_prefix}{v:.{decimals}f}{cap_unit}" for v in cap_values]
 
+    table = _figure_classes(panels, class_names)
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
@@ -451,7 +477,7 @@ def render_tour(points, path, *, tour: Tour | None = None, labels=None, class_na
         if p.name:
             ax.set_title(p.name)
         keep = np.flatnonzero(~p.dropped)
-        colours, sizes, order = _colours(p.labels, p.highlight, p.data.shape[1])
+        colours, sizes, order = _colours(p.labels, p.highlight, p.data.shape[1], table)
         order = order[np.isin(order, keep)]
         art = _Artists(ax=ax, positions=tf.positions[k], order=order,
                        scatter=ax.scatter(np.zeros(len(order)), np.zeros(len(order)),
@@ -464,18 +490,19 @@ def render_tour(points, path, *, tour: Tour | None = None, labels=None, class_na
             art.edges = ax.add_collection(LineCollection([], colors=NEUTRAL, linewidths=0.8,
                                                          alpha=0.6, zorder=1))
         if handles and n <= MAX_HANDLES:
-            art.handles = ax.add_collection(LineCollection([], colors="#222222",
+            art.handles = ax.add_collection(LineCollection([], colors=HANDLE,
                                                            linewidths=1.0, zorder=3))
             if n <= MAX_LABELLED_AXES:
                 art.handle_labels = [ax.text(0, 0, name, fontsize=8, ha="center",
-                                             va="center", zorder=4) for name in axis_names]
+                                             va="center", color=HANDLE, zorder=4)
+                                     for name in axis_names]
         artists.append(art)
     if has_legend:
         present = np.unique(np.concatenate([p.labels[~p.dropped] for p in panels
                                             if p.labels is not None]))
         names = class_names or []
         proxies = [Line2D([], [], marker="o", linestyle="", markersize=6, markeredgewidth=0,
-                          color=PALETTE[c % len(PALETTE)],
+                          color=table[c],
                           label=names[c] if c < len(names) else str(c)) for c in present]
         fig.legend(handles=proxies, loc="lower center", ncol=min(len(proxies), 10),
                    fontsize=8, frameon=False, handletextpad=0.1, columnspacing=0.8)
@@ -516,9 +543,13 @@ def render_tour(points, path, *, tour: Tour | None = None, labels=None, class_na
 
     if as_gif:
         path.parent.mkdir(parents=True, exist_ok=True)
-        palette = _gif_palette(Image)
+        present = np.unique(np.concatenate([p.labels[~p.dropped] for p in panels
+                                            if p.labels is not None] or [np.zeros(1, int)]))
+        first = draw(0)
+        gif_palette = _gif_palette(Image, table[present], first)
         # One fixed palette, no dithering: no flicker between frames, fast, small files.
-        images = [Image.fromarray(draw(f)).quantize(palette=palette, dither=Image.Dither.NONE)
+        images = [Image.fromarray(first if f == 0 else draw(f)).quantize(
+                      palette=gif_palette, dither=Image.Dither.NONE)
                   for f in range(tf.n_frames)]
         images[0].save(path, save_all=True, append_images=images[1:],
                        duration=max(1, round(1000.0 / float(fps))), loop=0)
@@ -529,14 +560,21 @@ def render_tour(points, path, *, tour: Tour | None = None, labels=None, class_na
     return path
 
 
-def _gif_palette(Image):
+def _gif_palette(Image, classes: np.ndarray, first: np.ndarray):
     """A fixed 256-colour palette holding every colour we draw, light and full, plus
-    their blends with white (antialiased edges) and a grey ramp (text)."""
-    base = [_rgb(c) for c in PALETTE]
-    base += [c + LIGHTEN * (1.0 - c) for c in base]
-    base += [_rgb(NEUTRAL)]
-    colours = [c + t * (1.0 - c) for c in base for t in (0.0, 0.3, 0.55, 0.8)]
-    colours += [np.full(3, g) for g in np.linspace(0.0, 1.0, 32)]
+    their blends with white (antialiased edges) and a grey ramp (text).
+
+    ``classes`` (C, 3) in [0, 1] are the class colours drawn. With so many classes that
+    their blends do not fit, fewer blends; past about 120 classes, the adaptive palette
+    of the first frame ``first`` (H, W, 3)."""
+    base = list(classes) + [c + LIGHTEN * (1.0 - c) for c in classes] + [_rgb(NEUTRAL)]
+    for blends, greys in (((0.0, 0.3, 0.55, 0.8), 32), ((0.0, 0.55), 24), ((0.0,), 16)):
+        if len(base) * len(blends) + greys <= 256:
+            break
+    else:
+        return Image.fromarray(first).quantize(colors=256, dither=Image.Dither.NONE)
+    colours = [c + t * (1.0 - c) for c in base for t in blends]
+    colours += [np.full(3, g) for g in np.linspace(0.0, 1.0, greys)]
     table = np.clip(np.round(np.array(colours) * 255), 0, 255).astype(np.uint8)
     table = np.concatenate([table, np.zeros((256 - len(table), 3), np.uint8)])
     pal = Image.new("P", (1, 1))
@@ -583,8 +621,9 @@ def plot_class_metric(values, path, *, epochs=None, class_names=None,
     fig = Figure(figsize=size, dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
+    table = _class_table(C)
     for c in range(C):
-        ax.plot(x, V[:, c], color=PALETTE[c % len(PALETTE)], label=names[c], linewidth=1.5)
+        ax.plot(x, V[:, c], color=table[c], label=names[c], linewidth=1.5)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     if log:

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from grandtour.align._run import _as_run
+from grandtour import defaults
 from grandtour.align.svd import _fix_signs
 from grandtour.errors import GrandTourError, StoreError
 from grandtour.store import LayerInfo, Run
 
 #: Layers wider than this many coordinates are shown in a fixed reduction.
-DEFAULT_THRESHOLD = 1024
+DEFAULT_THRESHOLD = defaults.ALIGN_THRESHOLD
 #: At most this many epochs (spread over the run, first and last included) feed the
 #: principal directions of a wide layer; every epoch is then shown in that basis.
 REDUCTION_EPOCHS = 16

@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from grandtour import defaults
 from grandtour.errors import StoreError
 from grandtour.store.schema import temp_name
 
 #: Largest finite float16. Larger activations are stored divided by a power of two.
 FLOAT16_MAX = 65504.0
 #: Largest chunk we aim for; only the first (example, or row) axis is split to stay under it.
-CHUNK_BYTES = 64 * 2**20
+CHUNK_BYTES = defaults.CHUNK_BYTES
 #: Zstandard level of every compressed array: on ReLU activations stored as float16,
 #: ~0.6 of the raw size, at ~3x the speed of level 3.
 ZSTD_LEVEL = 1

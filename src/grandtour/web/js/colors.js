@@ -1,12 +1,20 @@
 /**
- * Class colours. Ten distinct hues for the usual ten classes (Tableau 10, the
- * palette of the article's figures is of the same family), then evenly spaced hues.
+ * Class colours, read from ../palette.json: the one table the figures of
+ * grandtour.render read too, so class k looks the same on the page and in a GIF.
+ * It is the page's Tableau 10 (2014) rather than matplotlib's tab10 because the viewer
+ * is what people look at, and its softer hues keep ten overlapping classes readable.
+ * Beyond ten classes, evenly spaced hues (the same rule as grandtour/palette.py).
  */
 
-const TABLEAU10 = [
-  [78, 121, 167], [242, 142, 43], [225, 87, 89], [118, 183, 178], [89, 161, 79],
-  [237, 201, 72], [176, 122, 161], [255, 157, 167], [156, 117, 95], [186, 176, 172],
-];
+import table from '../palette.json' with { type: 'json' };
+
+const CLASSES = table.classes;
+const { saturation: S, lightness: L } = table.many;
+
+/** Colour of the edges between points (a hypercube's), as [r, g, b] bytes. */
+export const NEUTRAL = table.neutral;
+/** Colour of the axis handles and their labels, as [r, g, b] bytes. */
+export const HANDLE = table.handle;
 
 function hsl(h, s, l) {
   const a = s * Math.min(l, 1 - l);
@@ -19,8 +27,8 @@ function hsl(h, s, l) {
 
 /** The colour of class `c` among `count` classes, as [r, g, b] bytes. */
 export function classColor(c, count = 10) {
-  if (count <= TABLEAU10.length) return TABLEAU10[c % TABLEAU10.length];
-  return hsl((360 * c) / count, 0.62, 0.5);
+  if (count <= CLASSES.length) return CLASSES[c % CLASSES.length];
+  return hsl((360 * c) / count, S, L);
 }
 
 /** A CSS colour string for class `c`. */
