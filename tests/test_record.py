@@ -13,9 +13,9 @@ pytest.importorskip("zarr")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from grandtour.errors import StoreError  # noqa: E402
 from grandtour.models import build_model, normalize  # noqa: E402
 from grandtour.record import Recorder, layer_infos, select_probes  # noqa: E402
-from grandtour.errors import StoreError  # noqa: E402
 from grandtour.store import Run, RunWriter  # noqa: E402
 
 # float16 on disk: 11 significant bits.

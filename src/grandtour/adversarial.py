@@ -11,7 +11,11 @@ targeted fast gradient sign method,
 
 and every step's activations of every layer are recorded into the run
 (:meth:`grandtour.store.RunWriter.write_adversarial`), so the viewer can play the
-steps the way it plays epochs.
+steps the way it plays epochs. The activations come from :class:`grandtour.capture.Capture`,
+the capture the :class:`~grandtour.record.Recorder` uses: a step's layer means what the
+recorded epoch's layer of that name means (a shared module's second call is ``name-2``),
+and step 0 is the recorded epoch's activations of those examples (to the last float32 bit:
+see :mod:`grandtour.capture`, "Batches and bits").
 
 Units
 -----
@@ -43,7 +47,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grandtour.capture import Capture, UnknownLayerError, evaluating, model_device
 from grandtour.data import load_dataset
+from grandtour.defaults import (
+    DEVICE,
+    FGSM_EPS,
+    FGSM_SOURCE,
+    FGSM_STEPS,
+    FGSM_TARGET,
+    FORWARD_BATCH,
+)
 from grandtour.errors import GrandTourError, StoreError
 from grandtour.models import INPUT_SHAPES, MEAN_STD, build_model, normalize
 from grandtour.store import Run, RunWriter
@@ -60,9 +73,6 @@ __all__ = [
     "run_adversarial",
 ]
 
-#: Inputs per forward pass when the steps' activations are computed.
-_BATCH = 512
-
 
 # ------------------------------------------------------------------------------ FGSM
 
@@ -77,8 +87,9 @@ def fgsm_steps(model: nn.Module, x: torch.Tensor, target, *, eps, steps: int, lo
     Parameters
     ----------
     model : nn.Module
-        Maps inputs ``(M, ...)`` to logits ``(M, C)``. Run in eval mode (its own
-        train/eval flags are restored afterwards); its parameters get no gradient.
+        Maps inputs ``(M, ...)`` to logits ``(M, C)``. Run in eval mode; its own
+        train/eval flags and the global random states are restored afterwards
+        (:func:`grandtour.capture.evaluating`), and its parameters get no gradient.
     x : Tensor of shape (M, ...)
         The genuine inputs, in model-input space, within ``[lo, hi]``.
     target : int or Tensor of shape (M,)
@@ -110,9 +121,7 @@ def fgsm_steps(model: nn.Module, x: torch.Tensor, target, *, eps, steps: int, lo
         target_t = torch.full((x.shape[0],), int(target), dtype=torch.long, device=x.device)
     out = torch.empty((steps + 1, *x.shape), dtype=x.dtype, device=x.device)
     out[0] = x
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with evaluating(model, grad=True):
         xk = x
         for k in range(steps):
             xk = xk.detach().requires_grad_(True)
@@ -122,9 +131,6 @@ def fgsm_steps(model: nn.Module, x: torch.Tensor, target, *, eps, steps: int, lo
             (grad,) = torch.autograd.grad(loss, xk)
             xk = torch.minimum(torch.maximum(xk.detach() - eps_t * grad.sign(), lo_t), hi_t)
             out[k + 1] = xk
-    finally:
-        for module, training in modes:
-            module.training = training
     return out
 
 
@@ -153,72 +159,49 @@ def pixel_range(dataset: str, device=None) -> tuple[torch.Tensor, torch.Tensor, 
 # -------------------------------------------------------------------- activations
 
 
+def _run_capture(model: nn.Module, example: torch.Tensor, layers: Sequence[str]) -> Capture:
+    """The capture of a run's layers; a model without them is not the run's network."""
+    try:
+        return Capture(model, example, list(layers))
+    except UnknownLayerError as err:
+        raise StoreError(
+            f"the run lists layer(s) its network has not ({err}); the run was recorded "
+            "from another network"
+        ) from None
+
+
 def layer_activations(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str], *,
-                      batch_size: int = _BATCH) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                      batch_size: int = FORWARD_BATCH,
+                      ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Each named layer's output on ``inputs``, flattened, as a Recorder records it.
 
-    ``"input"`` is the inputs themselves and ``"softmax"`` the softmax of the model's
-    output; any other name is a module of ``model`` (``named_modules()``), hooked.
-    Computed under ``torch.no_grad()`` in eval mode; the model's flags are restored.
+    A thin wrapper of :class:`grandtour.capture.Capture` (traced on the first inputs)
+    for a run's layer names: ``"input"`` is the inputs themselves, ``"softmax"`` the
+    softmax of the model's output, any other name a leaf module's call (``"act"`` the
+    first call of a shared ``act``, ``"act-2"`` its second). Computed under
+    ``torch.no_grad()`` in eval mode; the model's flags and the random states are
+    restored.
 
     Parameters
     ----------
     model : nn.Module
         Maps inputs ``(N, ...)`` to logits ``(N, C)``.
-    inputs : Tensor of shape (N, ...)
+    inputs : Tensor of shape (N, ...), N >= 1
     layers : sequence of str
+    batch_size : int, default :data:`grandtour.defaults.FORWARD_BATCH`
 
     Returns
     -------
     activations : dict of str -> ndarray of shape (N, dim), float32
+        In the order of ``layers``.
     logits : ndarray of shape (N, C), float32
+
+    Raises
+    ------
+    StoreError
+        A name that is not a layer of ``model``: the run is of another network.
     """
-    modules = dict(model.named_modules())
-    unknown = [n for n in layers if n not in ("input", "softmax") and n not in modules]
-    if unknown:
-        raise StoreError(
-            f"the run lists layer(s) {', '.join(map(repr, unknown))} that its network has "
-            "not; the run was recorded from another network"
-        )
-    n = inputs.shape[0]
-    acts: dict[str, np.ndarray] = {}
-    logits = None
-    window = [0, 0]
-
-    def hook_for(name):
-        def hook(module, args, output):
-            a, b = window
-            value = output.detach().reshape(b - a, -1).float().cpu().numpy()
-            if name not in acts:
-                acts[name] = np.empty((n, value.shape[1]), dtype=np.float32)
-            acts[name][a:b] = value
-        return hook
-
-    handles = [modules[name].register_forward_hook(hook_for(name))
-               for name in layers if name not in ("input", "softmax")]
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                window[:] = [start, stop]
-                x = inputs[start:stop]
-                out = model(x).detach().float().cpu().numpy()
-                if logits is None:
-                    logits = np.empty((n, out.shape[1]), dtype=np.float32)
-                logits[start:stop] = out
-                if "input" in layers:
-                    if "input" not in acts:
-                        acts["input"] = np.empty((n, math.prod(x.shape[1:])), dtype=np.float32)
-                    acts["input"][start:stop] = x.reshape(stop - start, -1).float().cpu().numpy()
-    finally:
-        for h in handles:
-            h.remove()
-        for module, training in modes:
-            module.training = training
-    if "softmax" in layers:
-        acts["softmax"] = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    acts, logits = _run_capture(model, inputs, layers).run(inputs, batch_size)
     return {name: acts[name] for name in layers}, logits
 
 
@@ -331,30 +314,39 @@ def _probe_images(run, split: str, data_dir) -> np.ndarray:
     return x[np.asarray(indices)]
 
 
-def run_adversarial(run_path, *, source=8, target=0, steps: int = 100, eps: float = 0.01,
-                    epoch: int | None = None, device="cpu", name: str = "default",
-                    split: str = "test", data_dir=None) -> AdversarialSummary:
+def run_adversarial(run_path, *, source=FGSM_SOURCE, target=FGSM_TARGET,
+                    steps: int = FGSM_STEPS, eps: float = FGSM_EPS, epoch: int | None = None,
+                    device=DEVICE, name: str = "default", split: str = "test", data_dir=None,
+                    model: nn.Module | None = None) -> AdversarialSummary:
     """Iterative targeted FGSM on a trained run's probes, every step recorded into the run.
 
     Parameters
     ----------
     run_path : str or Path
-        A run written by :func:`grandtour.train.train`.
+        A run written by :func:`grandtour.train.train`. With ``model``: any run that a
+        :class:`~grandtour.record.Recorder` wrote from the normalised images of one of
+        grandtour's datasets (:func:`grandtour.models.normalize`), storing the probe
+        images or their indices.
     source, target : int or str, default 8 and 0
-        Class perturbed and class pushed toward, by index or name.
+        Class perturbed and class pushed toward, by index or name
+        (:data:`~grandtour.defaults.FGSM_SOURCE`, :data:`~grandtour.defaults.FGSM_TARGET`).
     steps : int, default 100
         FGSM steps S >= 1.
     eps : float, default 0.01
         L-infinity step in [0, 1] pixel units (see the module docstring).
     epoch : int, optional
         Epoch of the weights attacked; default the last.
-    device : str, default "cpu"
+    device : str, default :data:`grandtour.defaults.DEVICE`
+        Where the rebuilt network runs (ignored when ``model`` is given).
     name : str, default "default"
         Name of the record in the run (replaced if it exists).
     split : str, default "test"
         Probe split whose examples of class ``source`` are perturbed.
     data_dir : path, optional
         Where the dataset is, needed only if the run does not store its probe images.
+    model : nn.Module, optional
+        The network to attack, holding the weights of ``epoch`` (it is neither moved nor
+        loaded); default the run's grandtour network, rebuilt with those weights.
 
     Returns
     -------
@@ -391,17 +383,26 @@ def run_adversarial(run_path, *, source=8, target=0, steps: int = 100, eps: floa
                              f"{run.class_names[src]}")
 
     images = _probe_images(run, split, data_dir)[rows]
-    logit_relu = bool(run.config.get("logit_relu", True))
-    model = build_model(dataset, logit_relu=logit_relu)
-    load_weights(model, run, epoch)
-    model.to(dev).eval()
+    if model is None:
+        model = build_model(dataset, logit_relu=bool(run.config.get("logit_relu", True)))
+        load_weights(model, run, epoch)
+        model.to(dev)
+    else:
+        dev = model_device(model)
     lo, hi, unit = pixel_range(dataset, dev)
 
     x0 = normalize(images, dataset).to(dev)
+    capture = _run_capture(model, x0, [layer.name for layer in run.layers])
+    ours = [(i.name, tuple(i.shape)) for i in capture.infos]
+    theirs = [(i.name, tuple(i.shape)) for i in run.layers]
+    if ours != theirs:
+        raise StoreError(
+            f"run {run.path} records layers {theirs}, but the network attacked gives {ours}: "
+            "the run was recorded from another network"
+        )
     xs = fgsm_steps(model, x0, tgt, eps=eps * unit, steps=steps, lo=lo, hi=hi)
     s1, m = xs.shape[:2]
-    layer_names = [layer.name for layer in run.layers]
-    flat, logits = layer_activations(model, xs.reshape(s1 * m, *xs.shape[2:]), layer_names)
+    flat, logits = capture.run(xs.reshape(s1 * m, *xs.shape[2:]))
     activations = {k: v.reshape(s1, m, -1) for k, v in flat.items()}
     logits_t = torch.from_numpy(logits)
     predictions = logits.argmax(axis=1).reshape(s1, m)

@@ -22,11 +22,12 @@ Use it inside your own training loop::
         train_one_epoch(model, ...)
         recorder.record(epoch)              # commits the epoch; training is unaffected
 
-Recording never changes training: it runs under ``torch.no_grad()`` with every module in
-eval mode (so batch-norm running statistics are not updated and dropout draws nothing),
-restores each module's own train/eval flag, and saves and restores the global torch
-(CPU and CUDA), numpy and Python random states, so training with and without a Recorder
-gives bit-identical weights.
+The layers and their outputs come from :class:`grandtour.capture.Capture`, the capture
+that the adversarial steps use too. Recording never changes training: capture runs under
+``torch.no_grad()`` with every module in eval mode (so batch-norm running statistics are
+not updated and dropout draws nothing), restores each module's own train/eval flag, and
+saves and restores the global torch (CPU and CUDA), numpy and Python random states, so
+training with and without a Recorder gives bit-identical weights.
 
 Under ``torch.distributed`` (every rank builds a Recorder with the same probes and calls
 ``record`` together) each rank computes a contiguous shard of every probe set, rank 0
@@ -35,14 +36,13 @@ once the epoch is committed.
 
 Layer names are the modules' qualified names from ``named_modules()`` (``conv1``,
 ``features.0``, ...). A module called more than once in one forward pass (a shared
-``nn.ReLU``) is one layer per call, in call order: ``relu``, ``relu-2``, ``relu-3``.
+``nn.ReLU``) is one layer per call, in call order: ``relu``, ``relu-2``, ``relu-3``
+(see :mod:`grandtour.capture`).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,58 +50,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grandtour.errors import StoreError
-from grandtour.store import LayerInfo, ProbeSet, RunWriter
+from grandtour.capture import Capture, layer_infos
+from grandtour.defaults import FORWARD_BATCH, PROBE_SIZE, SEED
+from grandtour.errors import GrandTourError, StoreError
+from grandtour.store import ProbeSet, RunWriter
 
-__all__ = ["Recorder", "layer_infos", "select_probes"]
+__all__ = ["RecordError", "Recorder", "layer_infos", "select_probes"]
 
-#: Modules that are the identity (or a mere reshape) in eval mode: left out by default,
-#: since their output repeats the previous layer's.
-EVAL_IDENTITIES: tuple[type[nn.Module], ...] = (
-    nn.Flatten,
-    nn.Unflatten,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.FeatureAlphaDropout,
-)
 
-# Module attributes worth keeping in LayerInfo.config: what the layer-transition code
-# needs to rebuild a convolution or pooling as a linear map, and what a viewer shows.
-_CONFIG_KEYS = (
-    "in_channels",
-    "out_channels",
-    "in_features",
-    "out_features",
-    "num_features",
-    "kernel_size",
-    "stride",
-    "padding",
-    "dilation",
-    "groups",
-    "output_padding",
-    "padding_mode",
-    "ceil_mode",
-    "count_include_pad",
-    "divisor_override",
-    "output_size",
-    "eps",
-    "affine",
-    "start_dim",
-    "end_dim",
-    "negative_slope",
-    "dim",
-    "p",
-)
+class RecordError(GrandTourError, ValueError):
+    """Probes, labels, class names or an epoch number the Recorder cannot use."""
 
 
 # ----------------------------------------------------------------------------- probes
 
 
-def select_probes(labels: np.ndarray, size: int = 1000, seed: int = 0) -> np.ndarray:
+def select_probes(labels: np.ndarray, size: int = PROBE_SIZE, seed: int = SEED) -> np.ndarray:
     """Choose a class-balanced probe set.
 
     Every class gets ``size // n_classes`` examples (one more for some, so the total is
@@ -125,12 +89,12 @@ def select_probes(labels: np.ndarray, size: int = 1000, seed: int = 0) -> np.nda
     """
     labels = np.asarray(labels)
     if labels.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}")
+        raise RecordError(f"labels must be one-dimensional, got shape {labels.shape}")
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        raise RecordError(f"labels must be integers, got dtype {labels.dtype}")
     size = int(size)
     if size < 0:
-        raise ValueError(f"probe size must be >= 0, got {size}")
+        raise RecordError(f"probe size must be >= 0, got {size}")
     n = labels.shape[0]
     if size >= n:
         return np.arange(n, dtype=np.int64)
@@ -150,224 +114,6 @@ def select_probes(labels: np.ndarray, size: int = 1000, seed: int = 0) -> np.nda
         remaining -= quota[c]
     chosen = np.concatenate([order[c][: quota[c]] for c in classes.tolist()])
     return np.sort(chosen).astype(np.int64)
-
-
-# ------------------------------------------------------------------------ layer tracing
-
-
-@dataclass(frozen=True)
-class _Site:
-    """One recordable output: a module's ``call``-th call in a forward pass."""
-
-    info: LayerInfo
-    module: nn.Module | None  # None for the input and softmax pseudo-layers
-    call: int = 0
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The user's module inside DDP / DataParallel / torch.compile wrappers.
-
-    Hooks and names belong to the inner module, and calling a DDP wrapper's forward
-    would start collectives of its own.
-    """
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def _output_tensor(output) -> torch.Tensor | None:
-    # Leaf modules return a tensor; a few (nn.LSTM, nn.MultiheadAttention) return a
-    # tuple whose first item is the output proper.
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    return None
-
-
-def _jsonable(value):
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    if isinstance(value, tuple | list) and all(
-        isinstance(v, bool | int | float | str) or v is None for v in value
-    ):
-        return list(value)
-    return _SKIP
-
-
-_SKIP = object()
-
-
-def _module_config(module: nn.Module) -> dict:
-    config = {}
-    for key in _CONFIG_KEYS:
-        if hasattr(module, key):
-            value = _jsonable(getattr(module, key))
-            if value is not _SKIP:
-                config[key] = value
-    if "weight" in module._parameters:
-        config["bias"] = module._parameters.get("bias") is not None
-    return config
-
-
-class _ModeGuard:
-    """Eval mode, no grad, and untouched random states for the duration of a forward."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.torch_rng = torch.get_rng_state()
-        self.cuda_rng = (
-            torch.cuda.get_rng_state_all()
-            if torch.cuda.is_available() and torch.cuda.is_initialized()
-            else None
-        )
-        self.numpy_rng = np.random.get_state()
-        self.python_rng = random.getstate()
-        self.no_grad = torch.no_grad()
-        self.no_grad.__enter__()
-        self.model.eval()
-        return self
-
-    def __exit__(self, *exc):
-        self.no_grad.__exit__(*exc)
-        # Each module's own flag: a user may keep parts of the model frozen in eval mode.
-        for module, training in self.modes:
-            module.training = training
-        torch.set_rng_state(self.torch_rng)
-        if self.cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
-        np.random.set_state(self.numpy_rng)
-        random.setstate(self.python_rng)
-        return False
-
-
-def _trace(model: nn.Module, example: torch.Tensor) -> tuple[list[_Site], int]:
-    """Every recordable output of ``model`` on ``example``, in execution order.
-
-    Returns the sites of ``input``, of every call of every leaf module whose output is a
-    tensor with the batch first, and of ``softmax``; and the number of classes.
-    """
-    batch = example.shape[0]
-    names = {}
-    for name, module in model.named_modules():
-        if next(module.children(), None) is None:
-            # A model that is itself a single module has the empty name.
-            names[module] = name or type(module).__name__.lower()
-    for reserved in ("input", "softmax"):
-        if reserved in names.values():
-            raise ValueError(
-                f"the model has a module named {reserved!r}, which clashes with the "
-                "Recorder's pseudo-layer of that name: rename the module"
-            )
-    calls: dict[nn.Module, int] = {}
-    sites: list[_Site] = []
-
-    def hook(module, inputs, output):
-        k = calls.get(module, 0)
-        calls[module] = k + 1
-        out = _output_tensor(output)
-        if out is None or out.ndim == 0 or out.shape[0] != batch:
-            return  # no per-example output to record
-        name = names[module] if k == 0 else f"{names[module]}-{k + 1}"
-        info = LayerInfo(
-            name=name,
-            kind=type(module).__name__.lower(),
-            shape=tuple(int(s) for s in out.shape[1:]),
-            module=repr(module),
-            config=_module_config(module),
-        )
-        sites.append(_Site(info, module, k))
-
-    handles = [m.register_forward_hook(hook) for m in names]
-    try:
-        with _ModeGuard(model):
-            output = _output_tensor(model(example))
-    finally:
-        for h in handles:
-            h.remove()
-    if output is None or output.ndim != 2 or output.shape[0] != batch:
-        shape = None if output is None else tuple(output.shape)
-        raise ValueError(
-            "the Recorder needs a model whose output is a tensor of logits of shape "
-            f"(batch, classes); this model returned {shape}"
-        )
-    n_classes = int(output.shape[1])
-    first = LayerInfo(
-        name="input", kind="input", shape=tuple(int(s) for s in example.shape[1:]), static=True
-    )
-    last = LayerInfo(name="softmax", kind="softmax", shape=(n_classes,), config={"dim": 1})
-    return [_Site(first, None), *sites, _Site(last, None)], n_classes
-
-
-def _choose(sites: list[_Site], layers: Sequence[str] | str | None) -> list[_Site]:
-    if layers is None:
-        return [s for s in sites if not isinstance(s.module, EVAL_IDENTITIES)]
-    if isinstance(layers, str):
-        if layers == "all":
-            return list(sites)
-        layers = [layers]
-    known = {s.info.name for s in sites}
-    unknown = [name for name in layers if name not in known]
-    if unknown:
-        raise ValueError(
-            f"no recordable layer named {', '.join(map(repr, unknown))}; "
-            f"the model's layers are: {', '.join(s.info.name for s in sites)}"
-        )
-    wanted = set(layers)
-    return [s for s in sites if s.info.name in wanted]  # network order, not the caller's
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-def layer_infos(
-    model: nn.Module,
-    input_shape: Sequence[int] | None = None,
-    *,
-    example: torch.Tensor | None = None,
-    layers: Sequence[str] | str | None = None,
-) -> list[LayerInfo]:
-    """Describe the layers a Recorder would record, from one forward pass.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Maps a batch to logits of shape (batch, classes).
-    input_shape : sequence of int, optional
-        Per-example input shape, e.g. ``(1, 28, 28)``; a zero float32 batch of two is
-        run through the model (on its device). Give ``example`` instead for inputs that
-        are not float (token ids, ...).
-    example : Tensor of shape (B, ...), optional
-        A batch of model-ready inputs.
-    layers : sequence of str, "all" or None
-        None: ``input``, every leaf module except eval-time identities (Flatten,
-        Identity, Dropout*), and ``softmax``. ``"all"``: every leaf module too. A list of
-        names: those layers, in network order.
-
-    Returns
-    -------
-    list of LayerInfo
-        In network (execution) order; ``shape`` is the per-example output shape,
-        ``kind`` the module's class name lowercased, ``module`` its repr and ``config``
-        its hyperparameters (kernel_size, stride, padding, in/out features, ...).
-    """
-    model = _unwrap(model)
-    if example is None:
-        if input_shape is None:
-            raise ValueError("give input_shape or example")
-        example = torch.zeros((2, *input_shape), device=_model_device(model))
-    sites, _ = _trace(model, example)
-    return [s.info for s in _choose(sites, layers)]
 
 
 # ---------------------------------------------------------------------------- Recorder
@@ -428,7 +174,7 @@ class Recorder:
         Index of each probe in its dataset split.
     config : mapping, optional
         Stored with the run (training hyperparameters, seed, ...).
-    batch_size : int, default 512
+    batch_size : int, default :data:`grandtour.defaults.FORWARD_BATCH`
         Probes per forward pass.
     device : torch.device or str, optional
         Where probe batches go; default the model's device. The model is never moved.
@@ -455,18 +201,16 @@ class Recorder:
         images: Mapping[str, np.ndarray] | None = None,
         probe_indices: Mapping[str, np.ndarray] | None = None,
         config: Mapping | None = None,
-        batch_size: int = 512,
+        batch_size: int = FORWARD_BATCH,
         device: torch.device | str | None = None,
         overwrite: bool = False,
         resume: bool = False,
     ):
-        self.model = _unwrap(model)
         if not probes:
-            raise ValueError("probes are required: {split: (inputs (N, ...), labels (N,))}")
+            raise RecordError("probes are required: {split: (inputs (N, ...), labels (N,))}")
         if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise RecordError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.device = torch.device(device) if device is not None else _model_device(self.model)
         self._inputs: dict[str, torch.Tensor] = {}
         self._labels: dict[str, np.ndarray] = {}
         for split, (inputs, labels) in probes.items():
@@ -475,37 +219,36 @@ class Recorder:
             ) else inputs.detach()
             y = np.asarray(labels)
             if y.ndim != 1 or y.shape[0] != x.shape[0]:
-                raise ValueError(
+                raise RecordError(
                     f"probes[{split!r}]: {x.shape[0]} inputs but labels of shape {y.shape}"
                 )
             if y.size and not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(f"probes[{split!r}]: labels must be integers, got {y.dtype}")
+                raise RecordError(f"probes[{split!r}]: labels must be integers, got {y.dtype}")
             self._inputs[split] = x
             self._labels[split] = y.astype(np.int64)
         shapes = {tuple(x.shape[1:]) for x in self._inputs.values()}
         if len(shapes) != 1:
-            raise ValueError(f"every probe split must have the same input shape, got {shapes}")
+            raise RecordError(f"every probe split must have the same input shape, got {shapes}")
         self.splits = list(self._inputs)
 
         nonempty = [x for x in self._inputs.values() if len(x)]
         if not nonempty:
-            raise ValueError("every probe set is empty")
-        first = nonempty[0]
-        # Two examples, so a module whose output does not keep the batch first is caught.
-        sites, self.n_classes = _trace(self.model, first[:2].to(self.device, copy=True))
-        self._sites = _choose(sites, layers)
-        self.layers = [s.info for s in self._sites]
+            raise RecordError("every probe set is empty")
+        self._capture = Capture(model, nonempty[0], layers, device=device)
+        self.model, self.device = self._capture.model, self._capture.device
+        self.n_classes = self._capture.n_classes
+        self.layers = self._capture.infos
 
         if class_names is None:
             class_names = [str(c) for c in range(self.n_classes)]
         if len(class_names) != self.n_classes:
-            raise ValueError(
+            raise RecordError(
                 f"{len(class_names)} class names for a model with {self.n_classes} outputs"
             )
         self.class_names = list(class_names)
         for split, y in self._labels.items():
             if y.size and (y.min() < 0 or y.max() >= self.n_classes):
-                raise ValueError(
+                raise RecordError(
                     f"probes[{split!r}]: labels must lie in [0, {self.n_classes}), "
                     f"got {y.min()}..{y.max()}"
                 )
@@ -518,7 +261,7 @@ class Recorder:
                 self.writer = self._open_writer(
                     run, dataset, images, probe_indices, config, overwrite, resume
                 )
-            except Exception as err:  # re-raised below, after telling the other ranks
+            except Exception as err:  # noqa: BLE001 - re-raised below, after telling the other ranks
                 error = err
         # Whether the static input is in the store already (resume): rank 0 knows.
         static_done = self.writer is not None and bool(self.writer.epochs)
@@ -621,52 +364,6 @@ class Recorder:
 
     # -- recording
 
-    def _forward_split(self, split: str, lo: int, hi: int):
-        """Rows [lo, hi) of one probe set: activations of the hooked layers and logits."""
-        inputs = self._inputs[split]
-        n = hi - lo
-        acts = {
-            s.info.name: np.empty((n, s.info.dim), dtype=np.float32)
-            for s in self._sites
-            if s.module is not None
-        }
-        logits = np.empty((n, self.n_classes), dtype=np.float32)
-        input_site = next((s for s in self._sites if s.info.name == "input"), None)
-        # The input is static: once stored, it is neither copied nor gathered again.
-        want_input = input_site is not None and not self._static_done
-        if want_input:
-            acts["input"] = np.empty((n, input_site.info.dim), dtype=np.float32)
-        by_call = {(s.module, s.call): s.info.name for s in self._sites if s.module is not None}
-        calls: dict[nn.Module, int] = {}
-        window = [0, 0]
-
-        def hook(module, inputs_, output):
-            k = calls.get(module, 0)
-            calls[module] = k + 1
-            name = by_call.get((module, k))
-            if name is not None:
-                a, b = window
-                # Copy now: a later in-place module (ReLU(inplace=True)) would overwrite it.
-                acts[name][a:b] = _output_tensor(output).detach().reshape(b - a, -1).float().cpu()
-
-        handles = [m.register_forward_hook(hook) for m in {m for m, _ in by_call}]
-        try:
-            for start in range(lo, hi, self.batch_size):
-                stop = min(start + self.batch_size, hi)
-                window[:] = [start - lo, stop - lo]
-                calls.clear()
-                # A copy, so an in-place first module cannot alter the caller's probes.
-                x = inputs[start:stop].to(self.device, copy=True)
-                if want_input:
-                    flat = x.reshape(stop - start, -1).float().cpu()
-                    acts["input"][start - lo : stop - lo] = flat
-                out = _output_tensor(self.model(x))
-                logits[start - lo : stop - lo] = out.detach().float().cpu()
-        finally:
-            for h in handles:
-                h.remove()
-        return acts, logits
-
     def record(self, epoch: int) -> dict[str, dict]:
         """Record and commit one epoch.
 
@@ -685,29 +382,32 @@ class Recorder:
             on every rank.
         """
         if int(epoch) != epoch or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+            raise RecordError(f"epoch must be an integer >= 0, got {epoch!r}")
         epoch = int(epoch)
         activations: dict[str, dict[str, np.ndarray]] = {}
         logits_of: dict[str, np.ndarray] = {}
-        with _ModeGuard(self.model):
-            for split in self.splits:
-                n = len(self._inputs[split])
-                bounds = self._shard(n)
-                acts, logits = self._forward_split(split, *bounds[self._rank])
-                if self._world > 1:
-                    # One layer at a time, so rank 0 holds at most one extra copy of a layer.
-                    for name in list(acts):
-                        acts[name] = self._gather(acts.pop(name), bounds)
-                    logits = self._gather(logits, bounds)
-                if self._rank == 0:
-                    activations[split] = acts
-                    logits_of[split] = logits
+        # The input is static: once stored, it is neither computed nor gathered again.
+        layers = [n for n in self._capture.names if n != "input" or not self._static_done]
+        for split in self.splits:
+            bounds = self._shard(len(self._inputs[split]))
+            lo, hi = bounds[self._rank]
+            acts, logits = self._capture.run(
+                self._inputs[split][lo:hi], self.batch_size, layers=layers
+            )
+            if self._world > 1:
+                # One layer at a time, so rank 0 holds at most one extra copy of a layer.
+                for name in list(acts):
+                    acts[name] = self._gather(acts.pop(name), bounds)
+                logits = self._gather(logits, bounds)
+            if self._rank == 0:
+                activations[split] = acts
+                logits_of[split] = logits
 
         error, metrics = None, None
         if self._rank == 0:
             try:
                 metrics = self._write(epoch, activations, logits_of)
-            except Exception as err:  # re-raised below, after releasing the other ranks
+            except Exception as err:  # noqa: BLE001 - re-raised below, after releasing the other ranks
                 error = err
         # Rank 0 sends only after the commit: every rank returns with the epoch on disk.
         status = self._broadcast([None if error is None else repr(error), metrics])
@@ -719,22 +419,11 @@ class Recorder:
         return status[1]
 
     def _write(self, epoch, activations, logits_of) -> dict:
-        want_softmax = any(s.info.name == "softmax" for s in self._sites)
         predictions, metrics = {}, {}
         for split, logits in logits_of.items():
             labels = self._labels[split]
             predictions[split] = logits.argmax(axis=1).astype(np.int64)
             metrics[split] = _metrics(logits, labels, self.n_classes)
-            if want_softmax:
-                activations[split]["softmax"] = torch.softmax(
-                    torch.from_numpy(logits), dim=1
-                ).numpy()
-            # Network order, as the store lists its layers.
-            activations[split] = {
-                s.info.name: activations[split][s.info.name]
-                for s in self._sites
-                if s.info.name in activations[split]
-            }
         self.writer.write_epoch(
             epoch,
             activations=activations,
@@ -746,7 +435,7 @@ class Recorder:
 
     def _params(self) -> dict[str, dict[str, np.ndarray]]:
         params = {}
-        for site in self._sites:
+        for site in self._capture.sites:
             if site.module is None or site.call != 0:
                 continue
             state = {
