@@ -25,34 +25,27 @@ and the ratio says how much the projection adds to drawing.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
-WEB = Path(__file__).resolve().parents[1] / "src" / "grandtour" / "web"
 ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 DEFAULT_SIZES = ["10000x10", "100000x10", "1000000x10", "10000x256", "10000x1024"]
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".js": "text/javascript", ".html": "text/html", ".css": "text/css"}
+def serve_web():
+    """Serve the viewer's static files on 127.0.0.1 (a free port), as ``grandtour serve``
+    does (same routes and media types), without runs; returns the started ServerThread."""
+    from fastapi import FastAPI
 
-    def log_message(self, *args):  # noqa: D401 - silence the access log
-        pass
+    from grandtour.server import ServerThread
+    from grandtour.server.static import WEB_DIR, static_routes
 
-
-def serve_web() -> tuple[http.server.ThreadingHTTPServer, str]:
-    """Serve the viewer's static files on 127.0.0.1 (a free port)."""
-    handler = functools.partial(_Quiet, directory=str(WEB))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(static_routes(WEB_DIR))
+    return ServerThread(app).start()
 
 
 def main(argv=None) -> int:
@@ -68,7 +61,8 @@ def main(argv=None) -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
-    httpd, url = serve_web()
+    server = serve_web()
+    url = server.url
     flags = ARGS + ([] if args.gpu else ["--use-angle=swiftshader"])
     rows = []
     try:
@@ -95,7 +89,7 @@ def main(argv=None) -> int:
                       f"{r['setup_ms'] / 1000:>9.1f}   ({time.time() - t:.0f} s)", flush=True)
             browser.close()
     finally:
-        httpd.shutdown()
+        server.stop()
     return 0
 
 

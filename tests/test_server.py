@@ -34,6 +34,8 @@ with warnings.catch_warnings():
 
 from grandtour import server  # noqa: E402
 from grandtour.errors import GrandTourError, StoreError  # noqa: E402
+from grandtour.server import atlas, serving  # noqa: E402
+from grandtour.server import runs as served_runs  # noqa: E402
 from grandtour.store import LayerInfo, ProbeSet, Run, RunWriter  # noqa: E402
 
 CLASSES = ["cat", "dog", "eel"]
@@ -259,10 +261,10 @@ def test_image_atlas_holds_each_thumbnail_at_its_cell(client: TestClient, run_di
 @pytest.mark.parametrize(("n", "h", "w"), [(1, 8, 8), (1000, 28, 28), (60000, 28, 28), (50000, 32, 32),
                                            (7, 6, 4), (100000, 3, 40)])
 def test_atlas_grid_fits_a_webgl2_texture(n: int, h: int, w: int) -> None:
-    cols, rows, cw, ch = server._atlas_grid(n, h, w)
+    cols, rows, cw, ch = atlas.atlas_grid(n, h, w)
     assert cols * rows >= n > cols * (rows - 1)  # no empty row
-    assert cols * cw <= server.ATLAS_MAX_SIDE and rows * ch <= server.ATLAS_MAX_SIDE
-    if n * h * w <= (server.ATLAS_MAX_SIDE // max(h, w) * min(h, w)) ** 2 // 2:
+    assert cols * cw <= atlas.ATLAS_MAX_SIDE and rows * ch <= atlas.ATLAS_MAX_SIDE
+    if n * h * w <= (atlas.ATLAS_MAX_SIDE // max(h, w) * min(h, w)) ** 2 // 2:
         assert (cw, ch) == (w, h)  # small sets keep their thumbnails' size
 
 
@@ -272,7 +274,7 @@ def test_atlas_of_many_thumbnails_shrinks_them_to_fit() -> None:
     png, layout = server.sprite_atlas(np.ascontiguousarray(images))
     img = np.asarray(PIL_Image.open(io.BytesIO(png)))
     assert img.shape == (layout["rows"] * layout["cell_h"], layout["cols"] * layout["cell_w"])
-    assert max(img.shape) <= server.ATLAS_MAX_SIDE and layout["cell_w"] < 32
+    assert max(img.shape) <= atlas.ATLAS_MAX_SIDE and layout["cell_w"] < 32
     cols, cw, ch = layout["cols"], layout["cell_w"], layout["cell_h"]
     for i in (0, 1, 250, 251, n - 1):  # a constant thumbnail stays that constant when shrunk
         y, x = (i // cols) * ch, (i % cols) * cw
@@ -412,16 +414,16 @@ def test_an_epoch_committed_while_serving_appears(client: TestClient, run_dir: P
 
 
 def test_live_means_recently_committed_or_unfinished(run_dir: Path) -> None:
-    handle = server._open_runs([run_dir])[0]
+    handle = served_runs.open_runs([run_dir])[0]
     commit = run_dir / "commit.json"
-    old = commit.stat().st_mtime - 2 * server.LIVE_WINDOW_S
+    old = commit.stat().st_mtime - 2 * served_runs.LIVE_WINDOW_S
     os.utime(commit, (old, old))
     assert handle.live() is False  # finished long enough ago (no plan in its config)
     writer = RunWriter.open(run_dir)
     writer.update_config({"epochs": 5})  # the trainer plans 5 epochs; 0-1 are done
-    handle = server._open_runs([run_dir])[0]
+    handle = served_runs.open_runs([run_dir])[0]
     assert handle.live() is True
-    very_old = commit.stat().st_mtime - 2 * server.LIVE_PLANNED_S
+    very_old = commit.stat().st_mtime - 2 * served_runs.LIVE_PLANNED_S
     os.utime(commit, (very_old, very_old))
     assert handle.live() is False  # an interrupted run, abandoned
 
@@ -571,7 +573,7 @@ def test_server_thread_serves_over_a_real_socket(run_dir: Path, web_dir: Path) -
 def test_serve_binds_loopback_by_default(run_dir: Path, monkeypatch) -> None:
     assert inspect.signature(server.serve).parameters["host"].default == "127.0.0.1"
     opened = []
-    monkeypatch.setattr(server.webbrowser, "open", opened.append)
+    monkeypatch.setattr(serving.webbrowser, "open", opened.append)
     out = io.StringIO()
     srv = server.serve([run_dir], port=0, block=False, out=out)
     try:
@@ -583,14 +585,14 @@ def test_serve_binds_loopback_by_default(run_dir: Path, monkeypatch) -> None:
         srv.stop()
     # The CLI passes --host only when given: the default is loopback too.
     seen = {}
-    monkeypatch.setattr(server, "serve", lambda runs, **kw: seen.update(kw, runs=runs))
+    monkeypatch.setattr(serving, "serve", lambda runs, **kw: seen.update(kw, runs=runs))
     server.serve_command(argparse.Namespace(runs=[str(run_dir)], port=None, host=None, no_browser=True))
     assert seen["host"] == "127.0.0.1" and seen["open_browser"] is False and seen["runs"] == [str(run_dir)]
 
 
 def test_public_host_warns_and_accepts_any_host_header(run_dir: Path, monkeypatch, capsys) -> None:
     # Bind loopback for real, but take the code path of --host 0.0.0.0.
-    monkeypatch.setattr(server, "_bind_search", lambda host, port: server._bind("127.0.0.1", 0))
+    monkeypatch.setattr(serving, "_bind_search", lambda host, port: serving._bind("127.0.0.1", 0))
     srv = server.serve([run_dir], host="0.0.0.0", port=0, block=False, open_browser=False, out=io.StringIO())
     try:
         assert "not a loopback address" in capsys.readouterr().err
@@ -599,22 +601,22 @@ def test_public_host_warns_and_accepts_any_host_header(run_dir: Path, monkeypatc
             assert resp.status == 200
     finally:
         srv.stop()
-    assert all(server._is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "127.0.0.2"))
-    assert not server._is_loopback("0.0.0.0") and not server._is_loopback("192.168.1.2")
+    assert all(serving._is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "127.0.0.2"))
+    assert not serving._is_loopback("0.0.0.0") and not serving._is_loopback("192.168.1.2")
 
 
 def test_busy_ports(run_dir: Path, monkeypatch) -> None:
-    holder = server._bind("127.0.0.1", 0)
+    holder = serving._bind("127.0.0.1", 0)
     try:
         busy = holder.getsockname()[1]
         with pytest.raises(GrandTourError, match="--port"):
             server.serve([run_dir], port=busy, block=False, open_browser=False, out=io.StringIO())
         # No --port: the default, or the next free one, said so.
-        monkeypatch.setattr(server, "DEFAULT_PORT", busy)
+        monkeypatch.setattr(serving, "DEFAULT_PORT", busy)
         out = io.StringIO()
         srv = server.serve([run_dir], block=False, open_browser=False, out=out)
         try:
-            assert srv.port != busy and busy < srv.port < busy + server.PORT_TRIES
+            assert srv.port != busy and busy < srv.port < busy + serving.PORT_TRIES
             assert f"port {busy} is in use; using {srv.port}" in out.getvalue()
         finally:
             srv.stop()
@@ -640,7 +642,7 @@ def test_serve_blocks_until_interrupted(run_dir: Path, monkeypatch) -> None:
         self.started = True
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(server.webbrowser, "open", lambda url: None)
+    monkeypatch.setattr(serving.webbrowser, "open", lambda url: None)
     import uvicorn
 
     monkeypatch.setattr(uvicorn.Server, "run", interrupted)

@@ -52,7 +52,7 @@ The modules, in the order of the pipeline:
 
 from __future__ import annotations
 
-# The constants not in __all__ (ALIGNMENT_DIR, COMMIT_FILE, VERIFY_RTOL, ...) are
+# The constants not in __all__ (ALIGNMENT_GROUP, VERIFY_RTOL, ...) are
 # re-exported for the code that reads them by name (the server, tests). Each is owned by
 # the module it is imported from: to change behaviour (a test's monkeypatch), set it there.
 
@@ -81,9 +81,7 @@ from grandtour.align.reduction import (  # noqa: F401
     fit_reduction,
 )
 from grandtour.align.storage import ALIGNMENT_GROUP, ALIGNMENT_VERSION  # noqa: F401
-from grandtour.store.schema import COMMIT_FILE  # noqa: F401 TODO(lead): remove with the server port
 
-ALIGNMENT_DIR = ALIGNMENT_GROUP  # TODO(lead): remove with the server port
 from grandtour.align.svd import operator_svd
 from grandtour.align.transitions import (  # noqa: F401
     VERIFY_RTOL,

@@ -1,7 +1,8 @@
 /**
  * HttpDataSource: the page's only knowledge of HTTP (see the viewer contract,
- * /api/... of `grandtour serve`). Everything else in the page talks to this
- * interface, so a notebook widget or a static export can supply the same methods:
+ * /api/... of `grandtour serve`; the bytes and headers are read by wire.js). Everything
+ * else in the page talks to this interface, so a notebook widget or a static export can
+ * supply the same methods:
  *
  *   runs()                                   -> [{id, name, dataset, epochs, live}]
  *   meta(runId)                              -> {id, name, class_names, layers, splits, epochs, sizes, adversarial, ...}
@@ -10,34 +11,31 @@
  *   predictions(runId, epoch, split)         -> Int16Array (n)
  *   metrics(runId, split)                    -> {epochs, loss, accuracy, class_loss, class_accuracy}
  *   images(runId, split)                     -> {bitmap, cols, rows, cellW, cellH, n} or null
- *   transition(runId, layer, epoch, split)   -> {start, end (Uint16Array, n x k), n, k, scale, basis}
+ *   transition(runId, layer, epoch, split)   -> {start, end (Uint16Array, n x k), n, k, scale, nonfinite,
+ *                                                previous, method, exact, note, varianceKept, reduced, basis}
  *   adversarial(runId, name)                 -> {source, target, eps, epoch, split, steps, example_index, layers}
- *   adversarialLayer(runId, name, layer)     -> {data: Uint16Array (S+1, M, dim), steps1, m, dim, scale}
+ *   adversarialLayer(runId, name, layer)     -> {data: Uint16Array (S+1, M, dim), steps1, m, dim, scale, nonfinite}
  *   adversarialPredictions(runId, name)      -> {data: Int16Array (S+1, M), steps1, m}
  *
  * Errors: a rejected promise with a `DataSourceError` carrying the HTTP status and the
  * server's message (`{"error": ...}`), so the page can show it.
  */
 
-export class DataSourceError extends Error {
-  constructor(message, status = 0) {
-    super(message);
-    this.name = 'DataSourceError';
-    this.status = status;
-  }
-}
+import * as wire from './wire.js';
+import { DataSourceError } from './wire.js';
 
-function ints(header, what) {
-  if (header == null) throw new DataSourceError(`the server sent no ${what} header`);
-  const v = header.split(',').map((s) => Number(s.trim()));
-  if (v.some((x) => !Number.isInteger(x) || x < 0)) throw new DataSourceError(`bad ${what} header: ${header}`);
-  return v;
-}
+export { DataSourceError };
 
 export class HttpDataSource {
-  /** @param {string} [base] URL prefix of the API (default: this page's origin). */
-  constructor(base = '') {
+  /**
+   * @param {string} [base] URL prefix of the API (default: this page's origin).
+   * @param {{fetch?: Function}} [options] `fetch`: the function making the requests
+   *   (default: the browser's; tests pass recorded responses through it).
+   */
+  constructor(base = '', { fetch: fetchImpl } = {}) {
     this.base = base.replace(/\/$/, '');
+    // Called unbound: the browser's fetch must not be called as a method of this object.
+    this.fetchImpl = fetchImpl ?? ((url, opts) => fetch(url, opts));
   }
 
   _url(...parts) {
@@ -47,7 +45,7 @@ export class HttpDataSource {
   async _fetch(url, opts) {
     let res;
     try {
-      res = await fetch(url, opts);
+      res = await this.fetchImpl(url, opts);
     } catch (err) {
       throw new DataSourceError(`cannot reach the server (${err.message}); is \`grandtour serve\` still running?`);
     }
@@ -68,7 +66,7 @@ export class HttpDataSource {
 
   async _binary(url) {
     const res = await this._fetch(url);
-    return { res, buf: await res.arrayBuffer() };
+    return { headers: res.headers, buf: await res.arrayBuffer() };
   }
 
   async runs() {
@@ -81,25 +79,16 @@ export class HttpDataSource {
   }
 
   async activations(runId, layer, epoch, split) {
-    const { res, buf } = await this._binary(this._url(runId, 'activations', layer, epoch, split));
-    const [n, dim] = ints(res.headers.get('X-Shape'), 'X-Shape');
-    const data = new Uint16Array(buf);
-    if (data.length !== n * dim) throw new DataSourceError(`activations of ${layer}: ${data.length} values for shape ${n} x ${dim}`);
-    return {
-      data, n, dim,
-      scale: Number(res.headers.get('X-Scale') ?? 1),
-      nonfinite: Number(res.headers.get('X-Nonfinite') ?? 0),
-    };
+    const { headers, buf } = await this._binary(this._url(runId, 'activations', layer, epoch, split));
+    return wire.activationSlice(headers, buf, layer);
   }
 
   async labels(runId, split) {
-    const { buf } = await this._binary(this._url(runId, 'labels', split));
-    return new Int16Array(buf);
+    return wire.int16Vector((await this._binary(this._url(runId, 'labels', split))).buf);
   }
 
   async predictions(runId, epoch, split) {
-    const { buf } = await this._binary(this._url(runId, 'predictions', epoch, split));
-    return new Int16Array(buf);
+    return wire.int16Vector((await this._binary(this._url(runId, 'predictions', epoch, split))).buf);
   }
 
   async metrics(runId, split) {
@@ -115,58 +104,27 @@ export class HttpDataSource {
       if (err.status === 404) return null;
       throw err;
     }
-    const [cols, rows, cellW, cellH, n] = ints(res.headers.get('X-Atlas'), 'X-Atlas');
-    const blob = await res.blob();
-    const bitmap = await createImageBitmap(blob);
-    return { bitmap, cols, rows, cellW, cellH, n };
+    const grid = wire.atlasGrid(res.headers);
+    const bitmap = await createImageBitmap(await res.blob());
+    return { bitmap, ...grid };
   }
 
   /**
    * The transition into `layer` (from the layer before it) at `epoch`: float16 `start`
-   * then `end`, each n x k, and the orthogonal basis change(s) for re-basing the tour.
+   * then `end`, each n x k, its metadata, and the orthogonal basis change(s) for
+   * re-basing the tour (`basis`, from the URL the server gives in X-Basis).
    */
   async transition(runId, layer, epoch, split) {
     const url = this._url(runId, 'transition', layer, epoch, split);
-    const { res, buf } = await this._binary(url);
-    const [n, k] = ints(res.headers.get('X-Shape'), 'X-Shape');
-    const all = new Uint16Array(buf);
-    if (all.length !== 2 * n * k) throw new DataSourceError(`transition into ${layer}: ${all.length} values for 2 x ${n} x ${k}`);
-    const basisUrl = res.headers.get('X-Basis') || `${url}/basis`;
-    return {
-      start: all.subarray(0, n * k),
-      end: all.subarray(n * k),
-      n, k,
-      scale: Number(res.headers.get('X-Scale') ?? 1),
-      basis: await this._basis(basisUrl),
-    };
+    const { headers, buf } = await this._binary(url);
+    const t = wire.transitionSlices(headers, buf, layer);
+    return { ...t, basis: await this._basis(t.basisUrl || `${url}/basis`) };
   }
 
-  /**
-   * The basis changes of a transition: little-endian float32 matrices, row-major and
-   * concatenated, their shapes in `X-Shape` (`d_prev,d_prev,d,d`) and their names in
-   * `X-Basis-Names` (`basis_in,basis_out`: orthogonal, `start[:, :d_prev] = Z_prev
-   * basis_in`, `end[:, :d] = Z basis_out`). Returns `{name: {rows, cols, data}}`.
-   */
   async _basis(url) {
     const full = /^https?:/.test(url) ? url : `${this.base}${url.startsWith('/') ? '' : '/'}${url}`;
-    const { res, buf } = await this._binary(full);
-    const shapeHeader = (res.headers.get('X-Shape') ?? '').trim();
-    // "r,c;r,c" or "r,c,r,c": one (rows, cols) pair per matrix.
-    const flat = shapeHeader ? ints(shapeHeader.replace(/;/g, ','), 'X-Shape') : [];
-    if (flat.length % 2) throw new DataSourceError(`bad basis X-Shape: ${shapeHeader}`);
-    const shapes = [];
-    for (let k = 0; k < flat.length; k += 2) shapes.push([flat[k], flat[k + 1]]);
-    const names = (res.headers.get('X-Basis-Names') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    const values = new Float32Array(buf);
-    const out = {};
-    let offset = 0;
-    shapes.forEach(([rows, cols], k) => {
-      const data = Float64Array.from(values.subarray(offset, offset + rows * cols));
-      if (data.length !== rows * cols) throw new DataSourceError(`basis ${k}: too few values for ${rows} x ${cols}`);
-      out[names[k] ?? `basis${k}`] = { rows, cols, data };
-      offset += rows * cols;
-    });
-    return out;
+    const { headers, buf } = await this._binary(full);
+    return wire.bases(headers, buf);
   }
 
   async adversarial(runId, name) {
@@ -174,18 +132,12 @@ export class HttpDataSource {
   }
 
   async adversarialLayer(runId, name, layer) {
-    const { res, buf } = await this._binary(this._url(runId, 'adversarial', name, layer));
-    const [steps1, m, dim] = ints(res.headers.get('X-Shape'), 'X-Shape');
-    const data = new Uint16Array(buf);
-    if (data.length !== steps1 * m * dim) throw new DataSourceError(`adversarial ${name}/${layer}: bad size`);
-    return { data, steps1, m, dim, scale: Number(res.headers.get('X-Scale') ?? 1) };
+    const { headers, buf } = await this._binary(this._url(runId, 'adversarial', name, layer));
+    return wire.adversarialSlice(headers, buf, `${name}/${layer}`);
   }
 
   async adversarialPredictions(runId, name) {
-    const { res, buf } = await this._binary(this._url(runId, 'adversarial', name, 'predictions'));
-    const data = new Int16Array(buf);
-    const shape = res.headers.get('X-Shape');
-    const [steps1, m] = shape ? ints(shape, 'X-Shape') : [1, data.length];
-    return { data, steps1, m };
+    const { headers, buf } = await this._binary(this._url(runId, 'adversarial', name, 'predictions'));
+    return wire.adversarialPredictions(headers, buf);
   }
 }

@@ -1,0 +1,234 @@
+"""The HTTP API, one router per resource (documented in :mod:`grandtour.server`).
+
+Each handler checks every URL part against its run (:class:`~grandtour.server.runs.ServedRun`)
+before it touches the store, and answers through :mod:`grandtour.server.wire`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+
+from grandtour.server import wire
+from grandtour.server.guard import GuardedRoute, not_found
+from grandtour.server.runs import ServedRun, ServedRuns
+
+
+def _router() -> APIRouter:
+    return APIRouter(prefix="/api/runs", route_class=GuardedRoute)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def _layer_doc(h: ServedRun, info: Any) -> dict:
+    doc = {"name": info.name, "kind": info.kind, "shape": list(info.shape), "dim": info.dim,
+           "static": bool(info.static), "module": info.module, "config": info.config}
+    red = h.reduction(info.name)
+    if red is not None:  # shown as (N, r) in a fixed reduction, the same for every epoch
+        doc.update(reduced_dim=int(red.rank), variance_kept=float(red.variance_kept))
+    return doc
+
+
+def _nonfinite(run: Any) -> dict:
+    """``{epoch: {split: {layer: rows}}}``, the non-zero counts only."""
+    out = {}
+    for e in run.epochs:
+        counts = {s: {k: c for k, c in per.items() if c} for s, per in run.nonfinite(e).items()}
+        counts = {s: per for s, per in counts.items() if per}
+        if counts:
+            out[str(e)] = counts
+    return out
+
+
+def meta_document(h: ServedRun) -> dict:
+    """What ``/api/runs/{id}/meta`` says of run ``h`` (its epochs re-read first)."""
+    h.refresh()
+    run = h.run
+    return {
+        **h.summary(), "class_names": run.class_names, "layers": [_layer_doc(h, i) for i in run.layers],
+        "splits": run.splits, "sizes": {s: run.size(s) for s in run.splits},
+        "images": {s: (h.probes.get(s) or {}).get("images") for s in run.splits},
+        "adversarial": run.adversarial_names(), "config": run.config, "nonfinite": _nonfinite(run),
+        "aligned": h.alignment()[1] is not None}
+
+
+def run_routes(runs: ServedRuns) -> APIRouter:
+    """``/api/runs`` and ``/api/runs/{id}/meta``."""
+    router = _router()
+
+    @router.get("")
+    def list_runs():
+        for h in runs:
+            h.refresh()
+        return wire.json_response([h.summary() for h in runs])
+
+    @router.get("/{run_id}/meta")
+    def meta(run_id: str):
+        return wire.json_response(meta_document(runs.get(run_id)))
+
+    return router
+
+
+# ----------------------------------------------------------------------------- slices
+
+
+def slice_routes(runs: ServedRuns) -> APIRouter:
+    """Activations, labels, predictions and metrics of the probe sets."""
+    router = _router()
+
+    @router.get("/{run_id}/activations/{layer}/{epoch}/{split}")
+    def activations(run_id: str, layer: str, epoch: str, split: str, request: Request):
+        h = runs.get(run_id)
+        info = h.layer_info(layer)
+        h.check_split(split)
+        e = h.check_epoch(epoch)
+        red = h.reduction(layer)
+        tag = h.activations_tag(info, e, split, reduced=red is not None)
+        cached = wire.not_modified(request, tag)
+        if cached is not None:
+            return cached
+        if red is None:
+            y, scale = h.run.activations_float16(layer, e, split)
+            return wire.float16_response(y, scale, h.run.nonfinite(e)[split][layer], etag=tag)
+        y, scale, rows = wire.to_float16(h.coordinates(layer, e, split))
+        return wire.float16_response(y, scale, rows, etag=tag, reduced=(red.rank, info.dim))
+
+    @router.get("/{run_id}/labels/{split}")
+    def labels(run_id: str, split: str):
+        h = runs.get(run_id)
+        return wire.int16_response(h.run.labels(h.check_split(split)))
+
+    @router.get("/{run_id}/predictions/{epoch}/{split}")
+    def predictions(run_id: str, epoch: str, split: str):
+        h = runs.get(run_id)
+        h.check_split(split)
+        return wire.int16_response(h.run.predictions(h.check_epoch(epoch), split))
+
+    @router.get("/{run_id}/metrics/{split}")
+    def metrics(run_id: str, split: str):
+        h = runs.get(run_id)
+        h.check_split(split)
+        h.refresh()
+        with h.lock:  # the epochs and the slots they are read from must agree
+            m = h.run.metrics(split)
+            epochs = list(h.run.epochs)
+        values = {k: np.asarray(v, np.float64).tolist() for k, v in m.items()}
+        return wire.json_response({"epochs": epochs, **values})  # NaN -> null
+
+    return router
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def image_routes(runs: ServedRuns) -> APIRouter:
+    """The probe thumbnails of a split as one sprite atlas, and its layout."""
+    router = _router()
+
+    def probe_atlas(h: ServedRun, split: str) -> tuple[bytes, dict]:
+        return h.atlas(("probe", split), lambda: h.run.images(split), f"split {split!r}")
+
+    @router.get("/{run_id}/images/{split}")
+    def images(run_id: str, split: str, request: Request):
+        h = runs.get(run_id)
+        h.check_split(split)
+        tag = h.images_tag(split)
+        cached = wire.not_modified(request, tag)
+        if cached is not None:
+            return cached
+        png, layout = probe_atlas(h, split)
+        return wire.atlas_response(png, layout, tag)
+
+    @router.get("/{run_id}/images/{split}/layout")
+    def images_layout(run_id: str, split: str):
+        h = runs.get(run_id)
+        h.check_split(split)
+        return wire.json_response(probe_atlas(h, split)[1])
+
+    return router
+
+
+# ----------------------------------------------------------------------------- transitions
+
+
+def transition_routes(runs: ServedRuns) -> APIRouter:
+    """The layer transitions of :mod:`grandtour.align` and their bases."""
+    router = _router()
+
+    def transition_of(h: ServedRun, layer: str, epoch: str, split: str) -> tuple[int, Any]:
+        h.layer_info(layer)
+        h.check_split(split)
+        e = h.check_epoch(epoch)
+        if h.run.layer_names.index(layer) == 0:
+            raise not_found(f"layer {layer!r} is the first layer of run {h.id!r}: transitions "
+                            "go from the previous layer into a layer")
+        return e, h.transition(layer, e, split)
+
+    @router.get("/{run_id}/transition/{layer}/{epoch}/{split}")
+    def transition(run_id: str, layer: str, epoch: str, split: str):
+        h = runs.get(run_id)
+        e, t = transition_of(h, layer, epoch, split)
+        return wire.transition_response(t, f"/api/runs/{run_id}/transition/{layer}/{e}/{split}/basis")
+
+    @router.get("/{run_id}/transition/{layer}/{epoch}/{split}/basis")
+    def transition_basis(run_id: str, layer: str, epoch: str, split: str):
+        h = runs.get(run_id)
+        return wire.basis_response(transition_of(h, layer, epoch, split)[1])
+
+    return router
+
+
+# ----------------------------------------------------------------------------- adversarial
+
+
+def adversarial_routes(runs: ServedRuns) -> APIRouter:
+    """An adversarial record: metadata, predictions, images and one layer per step.
+
+    ``predictions`` and ``images`` are registered first: they take precedence over
+    layers so named.
+    """
+    router = _router()
+
+    @router.get("/{run_id}/adversarial/{name}")
+    def adversarial(run_id: str, name: str):
+        rec = runs.get(run_id).adversarial_record(name)
+        return wire.json_response({
+            "name": name, "source": rec.source, "target": rec.target, "eps": rec.eps,
+            "epoch": rec.epoch, "split": rec.split, "steps": rec.steps,
+            "example_index": [int(i) for i in rec.example_index], "layers": list(rec.layers),
+            "target_loss": np.asarray(rec.target_loss, np.float64).tolist()})
+
+    @router.get("/{run_id}/adversarial/{name}/predictions")
+    def adversarial_predictions(run_id: str, name: str):
+        return wire.int16_response(runs.get(run_id).adversarial_record(name).predictions)
+
+    @router.get("/{run_id}/adversarial/{name}/images")
+    def adversarial_images(run_id: str, name: str):
+        h = runs.get(run_id)
+        rec = h.adversarial_record(name)
+
+        def make() -> np.ndarray:
+            imgs = rec.images()  # (S+1, M, C, H, W): step-major cells
+            return imgs.reshape((-1,) + imgs.shape[2:])
+
+        key = ("adversarial", name, h.adversarial_tag(name))  # a rewritten record is a new key
+        png, layout = h.atlas(key, make, f"adversarial record {name!r}")
+        return wire.atlas_response(png, layout)
+
+    @router.get("/{run_id}/adversarial/{name}/{layer}")
+    def adversarial_layer(run_id: str, name: str, layer: str):
+        rec = runs.get(run_id).adversarial_record(name)
+        if layer not in rec.layers:
+            raise not_found(f"adversarial record {name!r} has no layer {layer!r}; layers: "
+                            f"{', '.join(rec.layers)}")
+        y, scale, rows = wire.to_float16(rec.activations(layer))  # (S+1, M, dim)
+        return wire.float16_response(y, scale, rows)
+
+    return router
+
+
+#: Every API router, in the order they are registered.
+API_ROUTERS = (run_routes, slice_routes, image_routes, transition_routes, adversarial_routes)

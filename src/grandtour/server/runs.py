@@ -1,0 +1,299 @@
+"""The served runs: each open :class:`~grandtour.store.Run`, what the server caches for it,
+and the checks of every URL part (run id, layer, split, epoch) before the store is read.
+
+Clients give run ids, never paths: :func:`open_runs` gives each run directory an id (the
+slug of its name) once, at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grandtour.errors import GrandTourError, NotAlignedError
+from grandtour.server.atlas import sprite_atlas
+from grandtour.server.guard import HttpError, not_found
+
+#: Largest epoch number accepted in a URL (a larger one is malformed, not unknown).
+MAX_EPOCH = 2**31 - 1
+#: A run counts as live while its commit record changed less than this many seconds ago.
+LIVE_WINDOW_S = 120.0
+#: ... or this many, while the training config plans more epochs than are committed.
+LIVE_PLANNED_S = 3600.0
+#: Transitions kept per run (each is asked for twice: its data, then its basis).
+TRANSITION_CACHE = 8
+
+_EPOCH = re.compile(r"^[0-9]{1,12}$")
+
+
+def align_module() -> tuple[Any, str]:
+    """``(grandtour.align, "")``, or ``(None, why)`` if it cannot be imported."""
+    try:
+        from grandtour import align
+    except ImportError as err:
+        if getattr(err, "name", None) == "grandtour.align":
+            return None, "this installation has no grandtour.align; update grandtour"
+        return None, f"grandtour.align needs the Python package {err.name!r}: {err}"
+    return align, ""
+
+
+def _tag(*parts: Any, n: int = 20) -> str:
+    """A short strong ETag made of ``parts``."""
+    return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:n]
+
+
+@dataclass
+class ServedRun:
+    """One served run: the open :class:`~grandtour.store.Run` and what the server caches."""
+
+    id: str
+    path: Path
+    run: Any
+    #: The clock :meth:`live` compares the last commit with (pinned by the wire fixture).
+    clock: Callable[[], float] = time.time
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    atlas_lock: threading.Lock = field(default_factory=threading.Lock)
+    atlases: dict = field(default_factory=dict)
+    align_lock: threading.Lock = field(default_factory=threading.Lock)
+    _align_stamp: tuple | None = None
+    _aligner: Any = None
+    _reductions: dict = field(default_factory=dict)
+    _transitions: OrderedDict = field(default_factory=OrderedDict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name or str(self.path)
+
+    @property
+    def created(self) -> str:
+        return self.run.created
+
+    @property
+    def probes(self) -> dict:
+        return self.run.probe_info
+
+    def refresh(self) -> None:
+        """Re-read the committed epochs (the run may still be training)."""
+        with self.lock:
+            self.run.refresh()
+
+    def live(self) -> bool:
+        """True while the run is probably still being written (training, adversarial).
+
+        That is: its commit record changed within :data:`LIVE_WINDOW_S`, or within
+        :data:`LIVE_PLANNED_S` while the training config (``epochs``) plans more epochs
+        than are committed. The page polls live runs for new epochs.
+        """
+        written = self.run.last_commit_time()
+        if written is None:
+            return False
+        planned = self.run.config.get("epochs")
+        epochs = self.run.epochs
+        unfinished = isinstance(planned, int) and (not epochs or max(epochs) < planned)
+        return self.clock() - written < (LIVE_PLANNED_S if unfinished else LIVE_WINDOW_S)
+
+    def summary(self) -> dict:
+        """``{"id", "name", "dataset", "epochs", "live"}``, as listed by ``/api/runs``."""
+        return {"id": self.id, "name": self.name, "dataset": self.run.dataset,
+                "epochs": list(self.run.epochs), "live": self.live()}
+
+    # -- URL parts, checked against the run before the store is read
+
+    def layer_info(self, layer: str) -> Any:
+        """The :class:`~grandtour.store.LayerInfo` of ``layer``, or a 404 naming the layers."""
+        for info in self.run.layers:
+            if info.name == layer:
+                return info
+        raise not_found(f"no layer {layer!r} in run {self.id!r}; layers: {', '.join(self.run.layer_names)}")
+
+    def check_split(self, split: str) -> str:
+        if split not in self.run.splits:
+            raise not_found(f"no split {split!r} in run {self.id!r}; splits: {', '.join(self.run.splits)}")
+        return split
+
+    def check_epoch(self, epoch: str) -> int:
+        """The committed epoch named by the URL part ``epoch``: 400 if malformed, else 404."""
+        if not _EPOCH.match(epoch) or int(epoch) > MAX_EPOCH:
+            raise HttpError(400, f"malformed epoch {epoch[:40]!r}: give a whole number from 0 to {MAX_EPOCH}")
+        e = int(epoch)
+        if e not in self.run.epochs:
+            self.refresh()  # it may have been committed since we last looked
+            if e not in self.run.epochs:
+                have = self.run.epochs
+                listed = f"{have[0]}..{have[-1]}" if have else "none yet"
+                raise not_found(f"no epoch {e} in run {self.id!r}; committed epochs: {listed}")
+        return e
+
+    def adversarial_record(self, name: str) -> Any:
+        """The adversarial record ``name``, or a 404 naming the records."""
+        self.refresh()
+        names = self.run.adversarial_names()
+        if name not in names:
+            have = ", ".join(names) or "none (run `grandtour adversarial RUN`)"
+            raise not_found(f"no adversarial record {name!r} in run {self.id!r}; records: {have}")
+        return self.run.adversarial(name)
+
+    # -- cache tags
+
+    def epoch_tag(self, epoch: int) -> str:
+        """A strong ETag for the data of ``epoch``; it changes only if the run is re-created.
+
+        Made of the run's creation time and the epoch's commit token, fixed once the epoch
+        exists (epochs are append-only). "" if unknown.
+        """
+        token = self.run.epoch_token(epoch)  # the run's identity included
+        return _tag(token) if token else ""
+
+    def activations_tag(self, info: Any, epoch: int, split: str, reduced: bool) -> str:
+        """The ETag of one activation slice ("" if unknown)."""
+        # A static layer is the same array at every epoch: one tag for all of them.
+        base = f"{self.created}|static" if info.static else self.epoch_tag(epoch)
+        if reduced:
+            base += f"|{self.alignment()[1]}"  # a new `grandtour align --force`, new coordinates
+        return _tag(base, info.name, split, n=24) if base else ""
+
+    def images_tag(self, split: str) -> str:
+        return "i-" + _tag(self.created, split)
+
+    def adversarial_tag(self, name: str) -> str:
+        """Identifies the current generation of adversarial record ``name``."""
+        return self.run.adversarial_token(name)
+
+    # -- sprite atlases, made on first request
+
+    def atlas(self, key: tuple, make: Callable[[], np.ndarray | None], what: str) -> tuple[bytes, dict]:
+        """The cached ``(png, layout)`` of ``key``; ``make()`` gives its thumbnails (or None)."""
+        with self.atlas_lock:
+            if key not in self.atlases:
+                images = make()
+                if images is None:
+                    raise not_found(f"run {self.id!r} has no thumbnails for {what}")
+                self.atlases[key] = sprite_atlas(images)
+            return self.atlases[key]
+
+    # -- alignment (grandtour.align): read-only, cached until `grandtour align` rewrites it
+
+    def alignment(self) -> tuple[Any, tuple | None]:
+        """``(grandtour.align, stamp)``; stamp None while the run is not aligned."""
+        align, _ = align_module()
+        if align is None:
+            return None, None
+        stamp = self.run.group_stamp(align.ALIGNMENT_GROUP) or None
+        if stamp is None:
+            return align, None
+        with self.align_lock:
+            if stamp != self._align_stamp:  # (re)aligned since we looked: drop what we cached
+                self._aligner, self._reductions = None, {}
+                self._transitions.clear()
+                self._align_stamp = stamp
+        return align, stamp
+
+    def _get_aligner(self, align: Any) -> Any:
+        with self.align_lock:
+            if self._aligner is None:
+                self._aligner = align.Aligner(self.run)
+            return self._aligner
+
+    def reduction(self, layer: str) -> Any:
+        """The stored fixed reduction of a wide ``layer`` (``align.Reduction``), or None."""
+        align, stamp = self.alignment()
+        if stamp is None:
+            return None
+        with self.align_lock:
+            if layer not in self._reductions:
+                self._reductions[layer] = align.load_reduction(self.run, layer)
+            return self._reductions[layer]
+
+    def coordinates(self, layer: str, epoch: int, split: str) -> np.ndarray:
+        """A reduced layer's coordinates ``(N, r)``, as stored by ``grandtour align``."""
+        align, _ = self.alignment()
+        return self._get_aligner(align).coordinates(layer, epoch, split)
+
+    def transition(self, layer: str, epoch: int, split: str) -> Any:
+        """``align.Transition`` into ``layer``; the last few are kept (data, then basis)."""
+        align, stamp = self.alignment()
+        if align is None:
+            raise HttpError(503, f"layer transitions are not available: {align_module()[1]}")
+        if stamp is None:
+            raise not_found(f"run {self.id!r} has not been aligned, so it has no layer transitions; "
+                            f"run `grandtour align {self.path}`")
+        key = (layer, epoch, split)
+        with self.align_lock:
+            if key in self._transitions:
+                self._transitions.move_to_end(key)
+                return self._transitions[key]
+        try:
+            t = align.load_transition(self.run, layer, epoch, split)
+        except NotAlignedError:
+            # An epoch `grandtour align` did not cover (e.g. committed after it, or
+            # `train --align last`): compute it now, in the run's stored reductions.
+            t = self._get_aligner(align).transition(layer, epoch, split)
+        with self.align_lock:
+            self._transitions[key] = t
+            while len(self._transitions) > TRANSITION_CACHE:
+                self._transitions.popitem(last=False)
+        return t
+
+
+class ServedRuns:
+    """The runs of one app, by id, in the order they were given."""
+
+    def __init__(self, handles: Sequence[ServedRun]) -> None:
+        self.handles = list(handles)
+        self._by_id = {h.id: h for h in self.handles}
+
+    def __iter__(self) -> Iterator[ServedRun]:
+        return iter(self.handles)
+
+    def get(self, run_id: str) -> ServedRun:
+        """The run ``run_id``, or a 404 naming the runs."""
+        handle = self._by_id.get(run_id)
+        if handle is None:
+            raise not_found(f"no run {run_id!r}; runs: {', '.join(self._by_id)}")
+        return handle
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_").lower()
+    return slug[:64] or "run"
+
+
+def run_ids(paths: Sequence[Path]) -> list[str]:
+    """A URL-safe id per run: the slug of its directory name, ``-2``, ``-3``... if taken."""
+    ids: list[str] = []
+    for path in paths:
+        base = _slug(path.name or path.resolve().name)
+        rid, k = base, 2
+        while rid in ids:
+            rid, k = f"{base}-{k}", k + 1
+        ids.append(rid)
+    return ids
+
+
+def open_runs(run_paths: Sequence[str | os.PathLike]) -> list[ServedRun]:
+    """Open each run (a :class:`~grandtour.errors.StoreError` says what is wrong if one is
+    not a run); each run may be given once."""
+    from grandtour.store import Run
+
+    if not run_paths:
+        raise GrandTourError("no run given: `grandtour serve RUN [RUN ...]` needs at least one run "
+                             "directory (written by `grandtour train`, `demo` or `import`)")
+    paths = [Path(p) for p in run_paths]
+    seen: dict[Path, Path] = {}
+    for p in paths:
+        real = p.resolve()
+        if real in seen:
+            raise GrandTourError(f"the run {p} is given twice (also as {seen[real]}); give each run once")
+        seen[real] = p
+    return [ServedRun(id=rid, path=path, run=Run.open(path))
+            for path, rid in zip(paths, run_ids(paths), strict=True)]
