@@ -6,6 +6,7 @@
 import { PRESET_VERSION, base64ToF64, decodeHash, downloadPreset, encodeHash, f64ToBase64, readPresetFile } from './presets.js';
 import { matrix } from './linalg.js';
 import { matrixFromFrame } from './tours.js';
+import { zoomAbout } from './viewmap.js';
 
 const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
 
@@ -49,8 +50,21 @@ export function makeActions(app) {
       store.set({ splits: next });
     },
 
-    zoomBy(f) { store.set({ zoom: clamp(get().zoom * f, 0.1, 40) }); },
-    resetZoom() { store.set({ zoom: 1 }); },
+    /** Zoom by f, keeping the drawing at (qx, qy) in place (plot radii from the centre, y down). */
+    zoomBy(f, qx = 0, qy = 0) {
+      const s = get();
+      const z = clamp(s.zoom * f, 0.1, 40);
+      const v = zoomAbout(s.zoom, s.pan, z / s.zoom, qx, qy);
+      store.set({ zoom: v.zoom, pan: v.pan });
+    },
+    /** Where the origin is drawn: [x, y] plot radii from the panels' centre (y down). */
+    setPan(pan) {
+      const ok = Array.isArray(pan) && pan.length === 2 && pan.every(Number.isFinite);
+      store.set({ pan: ok ? [clamp(pan[0], -50, 50), clamp(pan[1], -50, 50)] : [0, 0] });
+    },
+    /** Back to the fitted map: zoom 1, the origin at the centre. */
+    resetZoom() { store.set({ zoom: 1, pan: [0, 0] }); },
+    toggleFitEpoch(on) { store.set({ fitEpoch: on ?? !get().fitEpoch }); },
     toggleFullscreen() {
       if (document.fullscreenElement) document.exitFullscreen?.();
       else document.documentElement.requestFullscreen?.().catch(() => {});
@@ -176,6 +190,8 @@ export function makeActions(app) {
         hidden: [...s.hidden].sort((a, b) => a - b),
         display: s.display,
         zoom: s.zoom,
+        pan: [...s.pan],
+        fitEpoch: s.fitEpoch,
         adversarial: s.adversarial,
         advStep: s.adversarial ? Math.round(s.advPos) : 0,
       };
@@ -228,8 +244,10 @@ export function makeActions(app) {
         splits: splits.length ? splits : s.splits, selection,
         hidden: new Set(p.hidden ?? []), display: p.display === 'images' ? 'images' : 'points',
         zoom: Number.isFinite(p.zoom) && p.zoom > 0 ? p.zoom : 1,
+        fitEpoch: p.fitEpoch === true,
         ...(Number.isFinite(p.tour?.speed) ? { speed: p.tour.speed } : {}),
       });
+      actions.setPan(p.pan ?? [0, 0]);
       app.dynamics.jumpTo(li);
       if (p.tour) {
         const n = p.tour.dim;

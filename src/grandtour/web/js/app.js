@@ -48,6 +48,12 @@ function classAxisLayers(meta) {
   return out;
 }
 
+/** Whether two transition descriptions say the same. */
+function sameTransition(a, b) {
+  if (!a || !b) return a === b;
+  return a.from === b.from && a.method === b.method && a.exact === b.exact && a.residual === b.residual && a.note === b.note;
+}
+
 class App {
   constructor(source) {
     this.source = source;
@@ -59,6 +65,7 @@ class App {
     this.labels = {};
     this.atlases = {};
     this.frameCount = 0;
+    this.manual = false; // true: frames are stepped by the test hook (tick), not by the clock
     this.dirty = true;
     this.scene = null;
     this._sig = '';
@@ -129,7 +136,7 @@ class App {
       notice: meta.epochs.length ? '' : `Run ${meta.name} has no committed epoch yet; waiting for training to write one.`,
       runId, meta, splits, layer, layerPos: layer, epoch, epochPos: epoch, playing: true,
       hidden: new Set(), highlight: -1, selection: {}, adversarial: null, advPos: 0, advStep: 0,
-      advSteps: 0, zoom: 1, chartSplit: splits.includes('test') ? 'test' : splits[0],
+      advSteps: 0, zoom: 1, pan: [0, 0], transition: null, transitions: {}, chartSplit: splits.includes('test') ? 'test' : splits[0],
       epochPlaying: false, layerPlaying: false, advPlaying: false, alignment: 'unknown',
       metrics: {}, classCounts: this._classCounts(meta, splits), status: 'loading',
     });
@@ -221,7 +228,7 @@ class App {
       for (const p of this.panels.values()) p.renderer.setPalette(palette(s.meta.class_names.length, s.hidden));
     }
     if (changed.has('speed')) this.tours.setSpeed(s.speed);
-    if (['hidden', 'highlight', 'selection', 'zoom', 'display', 'splits', 'meta'].some((k) => changed.has(k))) this.dirty = true;
+    if (['hidden', 'highlight', 'selection', 'zoom', 'pan', 'fitEpoch', 'display', 'splits', 'meta'].some((k) => changed.has(k))) this.dirty = true;
   }
 
   requestDraw() {
@@ -270,13 +277,20 @@ class App {
   // ------------------------------------------------------------------ drawing
 
   _signature(s) {
-    return [this.tours.version, this.tours.space, s.epochPos, s.layerPos, s.advPos, s.zoom, s.highlight,
-      s.display, s.hidden.size, this.activeAxis].join('|');
+    return [this.tours.version, this.tours.space, s.epochPos, s.layerPos, s.advPos, s.zoom, s.pan.join(),
+      s.highlight, s.display, s.hidden.size, this.activeAxis].join('|');
   }
 
   _loop(ts) {
     const dt = this._last == null ? 0 : Math.min(0.1, Math.max(0, (ts - this._last) / 1000));
     this._last = ts;
+    // Stepped by hand (the test hook's clock): frames advance only through tick().
+    if (!this.manual) this.tick(dt);
+    requestAnimationFrame((t) => this._loop(t));
+  }
+
+  /** One frame: advance the tour and the positions by dt seconds, draw if anything changed. */
+  tick(dt) {
     const s = this.store.get();
     if (s.playing && !s.dragging && s.meta) this.tours.step(dt);
     try {
@@ -295,7 +309,6 @@ class App {
         this.store.set({ status: 'error', error: `The view failed: ${err.message}` });
       }
     }
-    requestAnimationFrame((t) => this._loop(t));
   }
 
   /** Draw every panel if anything changed (or `force`). */
@@ -312,7 +325,7 @@ class App {
     const classes = s.meta.class_names;
     const classLayer = scene.kind === 'layer' && this.classAxes.has(scene.layerIndex);
     const ctx = {
-      frame, stats: scene.stats, zoom: s.zoom, highlight: s.highlight, display: s.display,
+      frame, map: scene.map, zoom: s.zoom, pan: s.pan, highlight: s.highlight, display: s.display,
       axisLabels: classLayer ? classes : null,
       axisColors: classLayer ? classes.map((_, c) => classCss(c, classes.length)) : null,
       activeAxis: this.activeAxis, showHandles: true,
@@ -330,6 +343,7 @@ class App {
       }
     }
     this.frameCount++;
+    if (!sameTransition(s.transition, scene.transition)) this.store.set({ transition: scene.transition });
     this._updateInfo(s, scene);
     if (s.status === 'loading') {
       this.store.set({ status: 'ready' });

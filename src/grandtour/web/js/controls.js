@@ -1,9 +1,11 @@
 /**
  * The page's controls: the top bar (tour play/pause and speed, points or images,
- * splits, zoom, fullscreen, presets, help) and the timeline (epoch, layer and
- * adversarial sliders, each with play). Each control calls an action (app.js) and
- * redraws itself from the state.
+ * splits, fit each epoch, zoom, fullscreen, presets, help) and the timeline (epoch, layer
+ * and adversarial sliders, each with play; the transition's badge: exact or fit). Each
+ * control calls an action (app.js) and redraws itself from the state.
  */
+
+import { describeTransition } from './transitioninfo.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,6 +20,7 @@ export function bindControls(app) {
   const el = {
     play: $('tour-play'), speed: $('tour-speed'), speedLabel: $('tour-speed-label'),
     points: $('display-points'), images: $('display-images'), splits: $('split-toggles'),
+    fitEpoch: $('fit-epoch'), badge: $('transition-badge'),
     zoomIn: $('zoom-in'), zoomOut: $('zoom-out'), zoomReset: $('zoom-reset'), fullscreen: $('fullscreen'),
     save: $('preset-save'), load: $('preset-load'), file: $('preset-file'), link: $('preset-link'),
     help: $('help-button'), helpClose: $('help-close'), helpBox: $('help'),
@@ -33,6 +36,7 @@ export function bindControls(app) {
   el.speed.addEventListener('input', () => actions.setSpeed(Number(el.speed.value)));
   el.points.addEventListener('click', () => actions.setDisplay('points'));
   el.images.addEventListener('click', () => actions.setDisplay('images'));
+  el.fitEpoch.addEventListener('click', () => actions.toggleFitEpoch());
   el.zoomIn.addEventListener('click', () => actions.zoomBy(1.25));
   el.zoomOut.addEventListener('click', () => actions.zoomBy(0.8));
   el.zoomReset.addEventListener('click', () => actions.resetZoom());
@@ -147,6 +151,16 @@ export function bindControls(app) {
       el.advLabel.textContent = s.adversarial ? `step ${Math.round(s.advPos)} of ${S}` : '';
       el.advPlay.setAttribute('aria-pressed', String(s.advPlaying));
       el.advPlay.innerHTML = s.advPlaying ? '&#10074;&#10074;' : '&#9654;';
+    }
+    if (has('fitEpoch')) el.fitEpoch.setAttribute('aria-pressed', String(s.fitEpoch));
+    if (has('transition')) {
+      const d = describeTransition(s.transition);
+      el.badge.hidden = !d;
+      if (d) {
+        el.badge.textContent = d.text;
+        el.badge.className = `badge ${s.transition.exact ? 'exact' : 'fit'}`;
+        el.badge.title = d.title;
+      }
     }
     if (has('help')) el.helpBox.hidden = !s.help;
     if (has('notice')) {

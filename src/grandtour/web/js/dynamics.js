@@ -12,10 +12,18 @@
  *
  * Crossing a layer boundary re-bases the tour with the transition's basis changes
  * (see tours.js); without alignment the layer view jumps, and the page says why.
+ *
+ * Each scene carries its drawing map (viewmap.js): `{extent, handle}`, from the layer's
+ * extent over all of its epochs (loaded before the layer is first drawn, so the scale
+ * never changes while its epochs play), or from the epoch shown with "fit each epoch";
+ * across a transition the two layers' maps are mixed geometrically in t. A transition's
+ * scene also says what it is (`transition`: exact or a fit, method, residual, note).
  */
 
 import { SliceCache } from './slices.js';
 import { transpose } from './linalg.js';
+import { extentEpochs, geometric, handleUnit, normQuantile, spreadOf } from './viewmap.js';
+import { transitionInfo } from './transitioninfo.js';
 
 export const RATES = {
   epochPlay: 3, // epochs per second while playing
@@ -44,12 +52,14 @@ export class Dynamics {
     this.tours = tours;
     this.current = null; // {kind: 'layer', li} | {kind: 'tr', to}
     this._flags = new Map(); // split -> {A, B, selection, flags}
+    this._extents = new Map(); // run|layer|epochs -> extent r
   }
 
   /** Forget the spaces (a new run). */
   reset() {
     this.current = null;
     this._flags.clear();
+    this._extents.clear();
     this._scene = null;
   }
 
@@ -94,6 +104,65 @@ export class Dynamics {
   }
 
   /**
+   * The extent r of layer li (see viewmap.js): the largest 99th-percentile row norm over
+   * its epochs and every split, the same for all its epochs; or null while loading. A
+   * server that knows it sends it as the layer's `extent` in the run's meta.
+   */
+  layerExtent(li) {
+    const s = this.store.get(), m = s.meta, L = m.layers[li];
+    if (Number.isFinite(L.extent) && L.extent > 0) return L.extent;
+    const key = `${s.runId}|${L.name}|${m.epochs.length}`;
+    const hit = this._extents.get(key);
+    if (hit !== undefined) return hit;
+    const bytes = m.splits.reduce((b, split) => b + (m.sizes?.[split] ?? 0) * this.layerDim(li) * 2, 0);
+    const epochs = L.static ? [0] : extentEpochs(m.epochs.length, bytes);
+    let r = 0, ok = true;
+    for (const ei of epochs) {
+      for (const split of m.splits) {
+        const epoch = this.epochOf(li, ei);
+        const v = this.cache.peek(SliceCache.actKey(s.runId, L.name, epoch, split));
+        if (v === undefined) {
+          ok = false;
+          this.cache.activations(s.runId, L.name, epoch, split).catch((err) => this._fail(err));
+        } else {
+          r = Math.max(r, normQuantile(v));
+        }
+      }
+    }
+    if (!ok) return null;
+    r = r > 0 ? r : 1;
+    this._extents.set(key, r);
+    return r;
+  }
+
+  /** The extent of layer li at epoch index ei alone (shown splits): "fit each epoch". */
+  epochExtent(li, ei) {
+    const sl = this.layerSlices(li, ei);
+    if (!sl) return null;
+    const r = Math.max(0, ...Object.values(sl).map((v) => normQuantile(v)));
+    return r > 0 ? r : 1;
+  }
+
+  /**
+   * The data units mapped to the plot radius (`r f(dim)`) and the handle length `h` of
+   * layer li, at epoch position `epochPos` when fitting each epoch; null while loading.
+   */
+  layerMap(li, epochPos) {
+    const R = this.layerExtent(li);
+    if (R === null) return null;
+    let r = R;
+    if (this.store.get().fitEpoch) {
+      const E = this.meta().epochs.length;
+      const i0 = Math.floor(epochPos), t = epochPos - i0;
+      const a = this.epochExtent(li, i0);
+      const b = t > 0 ? this.epochExtent(li, Math.min(E - 1, i0 + 1)) : a;
+      if (a === null || b === null) return null;
+      r = geometric(a, b, t);
+    }
+    return { extent: r * spreadOf(this.layerDim(li)), handle: handleUnit(R) };
+  }
+
+  /**
    * The transition into layer `to` at epoch index ei for every shown split:
    * an object split -> {start, end, basis}, null while loading, or 'missing'.
    */
@@ -118,6 +187,11 @@ export class Dynamics {
       }
     }
     if (ok && this.store.get().alignment !== 'available') this.store.set({ alignment: 'available' });
+    if (ok && !this.store.get().transitions[m.layers[to].name]) {
+      // What the network diagram draws for this edge (a fit: dashed).
+      const info = transitionInfo(Object.values(out));
+      this.store.set({ transitions: { ...this.store.get().transitions, [m.layers[to].name]: info } });
+    }
     return ok ? out : null;
   }
 
@@ -158,7 +232,7 @@ export class Dynamics {
     if (isInt(layerPos)) {
       const target = s.epochPlaying ? E - 1 : s.epoch;
       const rate = s.epochPlaying ? RATES.epochPlay : Math.max(4, 3 * Math.abs(target - epochPos));
-      epochPos = advance(epochPos, target, rate, dt, (from, to) =>
+      epochPos = advance(epochPos, target, rate, dt, (from, to) => this.layerMap(li, from) !== null &&
         this.layerSlices(li, from) !== null && this.layerSlices(li, to) !== null);
       if (s.epochPlaying) {
         patch.epoch = Math.floor(epochPos + 1e-9);
@@ -176,7 +250,8 @@ export class Dynamics {
         const tr = this.transitionSlices(to, epochPos);
         if (tr === 'missing') {
           layerPos = target; // jump: no animation without alignment
-        } else if (tr !== null && this.layerSlices(layerPos + dir, epochPos) !== null) {
+        } else if (tr !== null && this.layerSlices(layerPos + dir, epochPos) !== null &&
+          this.layerMap(layerPos, epochPos) !== null && this.layerMap(layerPos + dir, epochPos) !== null) {
           const rate = s.layerPlaying ? RATES.layerPlay : Math.max(1.2, 1.5 * Math.abs(target - layerPos));
           layerPos = advance(layerPos, target, rate, dt, () => true);
         }
@@ -277,7 +352,7 @@ export class Dynamics {
     if (!m || !this.current || !this.tours.tour) return null;
     // The same inputs give the same scene object: the app redraws only when it changes.
     const key = [s.runId, this.current.kind, this.current.li, this.current.to, s.epochPos, s.layerPos,
-      s.advPos, s.adversarial, s.splits.join(), this.tours.tour.ndim, this._cacheVersion()].join('|');
+      s.advPos, s.adversarial, s.splits.join(), s.fitEpoch, this.tours.tour.ndim, this._cacheVersion()].join('|');
     if (this._scene && this._sceneKey === key && this._sceneSel === s.selection) return this._scene;
     const scene = this._buildScene();
     if (scene) {
@@ -297,12 +372,13 @@ export class Dynamics {
     const s = this.store.get(), m = s.meta;
     const cur = this.current;
     const per = {};
-    let kind, layerName;
+    let kind, layerName, map, transition = null;
     if (cur.kind === 'layer') {
       const i0 = Math.floor(s.epochPos), t = s.epochPos - i0;
       const a = this.layerSlices(cur.li, i0);
       const b = t > 0 ? this.layerSlices(cur.li, Math.min(i0 + 1, m.epochs.length - 1)) : null;
-      if (!a || (t > 0 && !b)) return null;
+      map = this.layerMap(cur.li, s.epochPos);
+      if (!a || (t > 0 && !b) || !map) return null;
       for (const split of s.splits) {
         const B = b && b[split] !== a[split] ? b[split] : null; // a static layer: one slice
         per[split] = { A: a[split], B, mix: B ? t : 0 };
@@ -310,10 +386,15 @@ export class Dynamics {
       kind = 'layer';
       layerName = m.layers[cur.li].name;
     } else {
-      const tr = this.transitionSlices(cur.to, Math.round(s.epochPos));
-      if (!tr || tr === 'missing') return null;
+      const ei = Math.round(s.epochPos);
+      const tr = this.transitionSlices(cur.to, ei);
+      const ma = this.layerMap(cur.to - 1, ei), mb = this.layerMap(cur.to, ei);
+      if (!tr || tr === 'missing' || !ma || !mb) return null;
       const t = s.layerPos - (cur.to - 1);
       for (const split of s.splits) per[split] = { A: tr[split].start, B: tr[split].end, mix: t };
+      // The zoom changes at a constant rate from one layer's map to the next.
+      map = { extent: geometric(ma.extent, mb.extent, t), handle: geometric(ma.handle, mb.handle, t) };
+      transition = transitionInfo(Object.values(tr));
       kind = 'transition';
       layerName = m.layers[cur.to].name;
     }
@@ -321,7 +402,6 @@ export class Dynamics {
     for (const p of Object.values(per)) {
       if (p.A.dim !== dim || (p.B && p.B.dim !== dim)) return null; // space switch pending
     }
-    const stats = viewStats(Object.values(per));
     const splits = {};
     for (const split of s.splits) {
       const p = per[split];
@@ -334,7 +414,10 @@ export class Dynamics {
     }
     const adv = kind === 'layer' ? this._adversarialSet(cur.li) : null;
     if (adv && splits[adv.split]) splits[adv.split].sets.push(adv.set);
-    return { kind, layerName, layerIndex: cur.kind === 'layer' ? cur.li : cur.to, dim, splits, stats, adversarial: adv };
+    return {
+      kind, layerName, layerIndex: cur.kind === 'layer' ? cur.li : cur.to, dim, splits, map, transition,
+      adversarial: adv,
+    };
   }
 
   /** Finite (bit 0) and selected (bit 1) flags for the genuine points of a split. */
@@ -413,22 +496,3 @@ function countNonfinite(p) {
   return c;
 }
 
-/**
- * The mean (dim) and radius the view is centred and scaled by: the mean of the finite
- * rows of every shown split pooled, the largest split radius; two slices mixed by t (so
- * a transition or an epoch change moves them smoothly).
- */
-export function viewStats(parts) {
-  const dim = parts[0].A.dim;
-  const mean = new Float64Array(dim);
-  let total = 0, radius = 0;
-  for (const p of parts) {
-    const a = p.A.stats, b = p.mix > 0 && p.B ? p.B.stats : null;
-    const w = p.A.n - p.A.nonfinite; // the pooled mean of the finite rows
-    for (let j = 0; j < dim; j++) mean[j] += w * (b ? (1 - p.mix) * a.mean[j] + p.mix * b.mean[j] : a.mean[j]);
-    total += w;
-    radius = Math.max(radius, b ? (1 - p.mix) * a.radius + p.mix * b.radius : a.radius);
-  }
-  for (let j = 0; j < dim; j++) mean[j] /= Math.max(1, total);
-  return { mean, radius: radius > 0 ? radius : 1 };
-}

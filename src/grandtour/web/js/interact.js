@@ -8,8 +8,12 @@
  *   selection), then press on the selection's centroid marker and drag: the matrix
  *   becomes `pointDrag(GT0, c, dx, dy)`, c the selection's centroid (about the view
  *   mean, in the current layer's coordinates) and (dx, dy) the displacement in data units.
- * - Hover shows the point's card; the wheel zooms.
- * The tour pauses while anything is dragged, and resumes after if it was playing.
+ * - Pan: drag with the middle button, or with Alt / Ctrl / Cmd held; the wheel zooms
+ *   toward the cursor; a double click resets both. They change the drawing map's
+ *   `c` and `s` (viewmap.js) for every panel alike, and nothing else.
+ * - Hover shows the point's card.
+ * Every position here goes through the panel's one drawing map. The tour pauses while
+ * anything is dragged, and resumes after if it was playing.
  */
 
 import { axisDrag, pointDrag } from './manipulate.js';
@@ -27,12 +31,15 @@ export function bindPanel(app, panel) {
   };
 
   cv.addEventListener('pointerdown', (ev) => {
-    if (ev.button !== 0 || !panel.last) return;
+    if ((ev.button !== 0 && ev.button !== 1) || !panel.last) return;
     const [x, y] = local(ev);
     hideTooltip();
-    const axis = hitHandle(panel, x, y);
-    const cen = app.centroidScreen(panel.split);
-    if (axis >= 0) {
+    const panning = ev.button === 1 || ev.altKey || ev.ctrlKey || ev.metaKey;
+    const axis = panning ? -1 : hitHandle(panel, x, y);
+    const cen = panning ? null : app.centroidScreen(panel.split);
+    if (panning) {
+      drag = { kind: 'pan', x0: x, y0: y, pan0: app.store.get().pan, R: panel.last.view.plotRadius };
+    } else if (axis >= 0) {
       drag = { kind: 'axis', axis, x0: x, y0: y, GT0: app.tours.matrix, R: panel.last.view.handleRadius };
     } else if (cen && Math.hypot(cen[0] - x, cen[1] - y) <= 12) {
       const c = app.centroidVector(panel.split);
@@ -44,7 +51,7 @@ export function bindPanel(app, panel) {
     }
     cv.setPointerCapture(ev.pointerId);
     cv.classList.toggle('grabbing', drag.kind !== 'brush');
-    app.beginDrag(drag.kind === 'axis' ? drag.axis : -1);
+    if (drag.kind !== 'pan') app.beginDrag(drag.kind === 'axis' ? drag.axis : -1);
     ev.preventDefault();
   });
 
@@ -69,6 +76,8 @@ export function bindPanel(app, panel) {
       app.setMatrix(axisDrag(d.GT0, d.axis, (x - d.x0) / d.R, -(y - d.y0) / d.R));
     } else if (d.kind === 'point') {
       app.setMatrix(pointDrag(d.GT0, d.c, (x - d.x0) / d.ppu, -(y - d.y0) / d.ppu));
+    } else if (d.kind === 'pan') {
+      app.actions.setPan([d.pan0[0] + (x - d.x0) / d.R, d.pan0[1] + (y - d.y0) / d.R]);
     } else {
       panel.brush.x1 = x;
       panel.brush.y1 = y;
@@ -87,9 +96,10 @@ export function bindPanel(app, panel) {
       else app.clearSelection();
       panel.brush = null;
     }
+    const kind = drag.kind;
     drag = null;
     cv.classList.remove('grabbing');
-    app.endDrag();
+    if (kind !== 'pan') app.endDrag();
     app.requestDraw();
   };
   cv.addEventListener('pointerup', end);
@@ -100,9 +110,17 @@ export function bindPanel(app, panel) {
   });
   cv.addEventListener('wheel', (ev) => {
     ev.preventDefault();
-    app.actions.zoomBy(Math.exp(-ev.deltaY * 0.0015));
+    if (!panel.last) return;
+    // Toward the cursor: the drawing under it stays where it is.
+    const [x, y] = local(ev);
+    const v = panel.last.view;
+    app.actions.zoomBy(Math.exp(-ev.deltaY * 0.0015), (x - v.width / 2) / v.plotRadius, (y - v.height / 2) / v.plotRadius);
   }, { passive: false });
-  cv.addEventListener('dblclick', () => app.actions.resetZoom());
+  cv.addEventListener('dblclick', (ev) => {
+    const [x, y] = local(ev);
+    if (hitHandle(panel, x, y) < 0) app.actions.resetZoom();
+  });
+  cv.addEventListener('auxclick', (ev) => { if (ev.button === 1) ev.preventDefault(); });
 
   return { hovering: () => hoverAt };
 }

@@ -1,10 +1,12 @@
 /**
- * The overlay drawn above a panel's WebGL canvas (a 2-D canvas): the axis handles
- * (with class names on the layers whose axes are classes), the brush rectangle and the
- * selection's centroid, which can be dragged.
+ * The overlay drawn above a panel's WebGL canvas (a 2-D canvas): the origin of the
+ * space shown (a faint cross), the axis handles (with class names on the layers whose
+ * axes are classes), the brush rectangle and the selection's centroid, which can be
+ * dragged. Everything is placed by the panel's one drawing map (viewmap.js): a
+ * handle's line runs from the origin to the image of `h e_i`.
  */
 
-const MAX_HANDLES = 48; // wider layers show their longest handles only (the others are near the centre)
+const MAX_HANDLES = 48; // wider layers show their longest handles only (the others are near the origin)
 
 /**
  * Which axes get a handle: all of them up to MAX_HANDLES, else the longest ones.
@@ -34,7 +36,8 @@ export function drawOverlay(panel, last, ctx) {
   if (!last) return;
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   const { view, frame } = last;
-  const cx = view.width / 2, cy = view.height / 2;
+  const [cx, cy] = view.origin;
+  drawOrigin(g, view);
   panel.handleAxes = null;
   if (ctx.showHandles !== false) {
     const axes = visibleAxes(frame);
@@ -102,6 +105,35 @@ export function drawOverlay(panel, last, ctx) {
     g.strokeRect(x, y, Math.abs(b.x1 - b.x0), Math.abs(b.y1 - b.y0));
     g.setLineDash([]);
   }
+}
+
+/**
+ * The origin of the space: a faint cross where it is drawn, or, when the user has
+ * panned it out of the panel, a small wedge at the edge pointing to it.
+ */
+function drawOrigin(g, view) {
+  const [ox, oy] = view.origin;
+  const m = 10;
+  g.strokeStyle = 'rgba(60, 60, 60, 0.35)';
+  g.fillStyle = 'rgba(60, 60, 60, 0.35)';
+  g.lineWidth = 1;
+  if (ox >= 0 && ox <= view.width && oy >= 0 && oy <= view.height) {
+    g.beginPath();
+    g.moveTo(ox - 6, oy);
+    g.lineTo(ox + 6, oy);
+    g.moveTo(ox, oy - 6);
+    g.lineTo(ox, oy + 6);
+    g.stroke();
+    return;
+  }
+  const x = Math.max(m, Math.min(view.width - m, ox)), y = Math.max(m, Math.min(view.height - m, oy));
+  const a = Math.atan2(oy - y, ox - x);
+  g.beginPath();
+  g.moveTo(x + 7 * Math.cos(a), y + 7 * Math.sin(a));
+  g.lineTo(x + 5 * Math.cos(a + 2.4), y + 5 * Math.sin(a + 2.4));
+  g.lineTo(x + 5 * Math.cos(a - 2.4), y + 5 * Math.sin(a - 2.4));
+  g.closePath();
+  g.fill();
 }
 
 /** The handle under (x, y) CSS px (within `radius`), or -1. */

@@ -1,19 +1,13 @@
 /**
  * One scatter panel (a split): a WebGL canvas, an overlay canvas above it, and the
- * view transform between data coordinates and CSS pixels.
- *
- * View transform: the data point `p` projected by the frame (`x GT[:, :2]`, computed on
- * the GPU) is drawn at `centre + (x GT[:, :2] - c) * pxPerUnit` with y up, where `c`
- * is the projected mean of the shown points and `pxPerUnit = R zoom / radius`, R the
- * plot radius in pixels and `radius` a robust radius of the data about its mean. The
- * axis handle of axis i is drawn at `centre + GT[i, :2] R` (zoom leaves it in place).
+ * drawing map between data coordinates and CSS pixels (viewmap.js):
+ * `screen = c + s (x GT[:, :2])`, y up, for the points (projected on the GPU), the
+ * axis handles (`x = h e_i`), the selection's centroid and the brush alike.
  */
 
 import { ScatterRenderer } from './gl/scatter.js';
 import { drawOverlay } from './overlay.js';
-
-const PLOT_FRACTION = 0.45; // plot radius as a fraction of the panel's smaller side
-const VIEW_SPREAD = 0.7; // least fraction of the data radius mapped to the plot radius (wide layers)
+import { panelMap, toScreen } from './viewmap.js';
 
 export class Panel {
   /**
@@ -72,39 +66,29 @@ export class Panel {
     return { width: this.stage.clientWidth, height: this.stage.clientHeight };
   }
 
-  /** The view transform for a frame and the scene's statistics. */
-  view(frame, stats, zoom) {
+  /**
+   * The drawing map of this panel for a scene's map `{extent, handle}` (data units
+   * mapped to the plot radius, handle length) and the user's zoom and pan.
+   */
+  view(map, zoom = 1, pan = [0, 0]) {
     const { width, height } = this.size();
-    const R = PLOT_FRACTION * Math.min(width, height);
-    const dim = frame.rows, f = frame.data, mu = stats.mean;
-    let c0 = 0, c1 = 0;
-    for (let i = 0; i < dim; i++) {
-      c0 += mu[i] * f[2 * i];
-      c1 += mu[i] * f[2 * i + 1];
-    }
-    // A 2-D view of n-D points rarely shows their full radius (a random plane keeps about
-    // sqrt(2/n) of a vector's length): scale so that typical views fill the panel.
-    const spread = dim <= 3 ? 1 : Math.max(VIEW_SPREAD, Math.min(1, 1.6 * Math.sqrt(2 / dim)));
-    return {
-      center: [c0, c1], pxPerUnit: (R * zoom) / (stats.radius * spread), handleRadius: R,
-      width, height, dpr: window.devicePixelRatio || 1,
-    };
+    return panelMap({ width, height, extent: map.extent, handle: map.handle, zoom, pan, dpr: window.devicePixelRatio || 1 });
   }
 
   /** Data coordinates (projected) to CSS pixels of this panel. */
   toScreen(view, x, y) {
-    return [view.width / 2 + (x - view.center[0]) * view.pxPerUnit, view.height / 2 - (y - view.center[1]) * view.pxPerUnit];
+    return toScreen(view, x, y);
   }
 
-  /** Screen position (CSS px) of the handle of axis i. */
+  /** Screen position (CSS px) of the handle of axis i: the image of `h e_i`. */
   handleScreen(view, frame, i) {
-    return [view.width / 2 + frame.data[2 * i] * view.handleRadius, view.height / 2 - frame.data[2 * i + 1] * view.handleRadius];
+    return toScreen(view, view.handleUnit * frame.data[2 * i], view.handleUnit * frame.data[2 * i + 1]);
   }
 
   /**
    * Draw the panel.
    * @param {object} scene the split's part of the scene: {sets, nonfinite, n}
-   * @param {object} ctx {frame, stats, zoom, highlight, display, palette, overlay: {...}}
+   * @param {object} ctx {frame, map, zoom, pan, highlight, display, ...} (see app.js drawNow)
    */
   draw(part, ctx) {
     const { width, height, dpr } = this.renderer.resize();
@@ -119,7 +103,7 @@ export class Panel {
       drawOverlay(this, null, ctx);
       return;
     }
-    const view = this.view(ctx.frame, ctx.stats, ctx.zoom);
+    const view = this.view(ctx.map, ctx.zoom, ctx.pan);
     const frameFlat = ctx.frame.data;
     const nPoints = part.n;
     // Dots: smaller when there are many; a little larger on a large panel.

@@ -1,6 +1,6 @@
 /**
  * Presets: the current view (run, layer, epoch, splits, tour matrix, selection, hidden
- * classes, display, zoom, adversarial step) as JSON, saved to a file or to the URL
+ * classes, display, zoom and pan, "fit each epoch", adversarial step) as JSON, saved to a file or to the URL
  * hash (`#view=...`), and loaded back, so a finding can be shared exactly.
  *
  * The tour matrix is kept exactly: as base64 of its float64 entries (row-major). For a
@@ -63,6 +63,9 @@ export function checkPreset(p) {
   if (p.version !== PRESET_VERSION) throw new Error(`unknown preset version ${p.version} (this page reads version ${PRESET_VERSION})`);
   if (typeof p.layer !== 'string') throw new Error('a preset needs a layer name');
   if (!Number.isInteger(p.epoch)) throw new Error('a preset needs an epoch number');
+  if (p.pan !== undefined && !(Array.isArray(p.pan) && p.pan.length === 2 && p.pan.every(Number.isFinite))) {
+    throw new Error('a preset pan must be two numbers');
+  }
   if (p.tour && !(Number.isInteger(p.tour.dim) && (typeof p.tour.matrix === 'string' || typeof p.tour.frame === 'string'))) {
     throw new Error('a preset tour needs dim and a base64 matrix or frame');
   }

@@ -4,8 +4,9 @@
  *
  * The centroid is taken in the current space (a layer, or a transition's common basis)
  * of the points as drawn: the mean of the selected finite rows (manipulate.js
- * `centroid`), mixed like the slices when two are shown, minus the view's mean (the
- * point drawn at the centre), so that dragging it moves the selection on screen.
+ * `centroid`), mixed like the slices when two are shown. It is a point of that space,
+ * drawn by the same map as the points (viewmap.js), and data-point mode turns it
+ * about the space's origin, as in the article.
  */
 
 import { centroid } from './manipulate.js';
@@ -34,7 +35,7 @@ export class Selection {
     return c;
   }
 
-  /** The selection's centroid about the view mean, in the current space (dim), or null. */
+  /** The selection's centroid in the current space (dim), or null. */
   centroidVector(split) {
     const app = this.app;
     const sel = app.store.get().selection[split];
@@ -43,9 +44,8 @@ export class Selection {
     const cA = this._centroidOf(part.A, sel);
     if (!cA) return null;
     const cB = part.B && part.mix > 0 ? this._centroidOf(part.B, sel) : null;
-    const mu = app.scene.stats.mean;
     const c = new Float64Array(cA.length);
-    for (let j = 0; j < c.length; j++) c[j] = (cB ? (1 - part.mix) * cA[j] + part.mix * cB[j] : cA[j]) - mu[j];
+    for (let j = 0; j < c.length; j++) c[j] = cB ? (1 - part.mix) * cA[j] + part.mix * cB[j] : cA[j];
     return c;
   }
 
@@ -60,7 +60,7 @@ export class Selection {
       x += c[i] * f[2 * i];
       y += c[i] * f[2 * i + 1];
     }
-    return [v.width / 2 + x * v.pxPerUnit, v.height / 2 - y * v.pxPerUnit];
+    return p.toScreen(v, x, y);
   }
 
   /** A predicate: is probe row p of `split` in a shown class? */

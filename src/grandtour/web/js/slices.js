@@ -105,7 +105,10 @@ export class SliceCache {
     return `tr|${runId}|${layer}|${epoch}|${split}`;
   }
 
-  /** The transition into `layer`: `{start, end (slices), basis}`. */
+  /**
+   * The transition into `layer`: `{start, end (slices), basis, n, k, info}`, `info`
+   * saying what it is: `{previous, method, exact, residual, note}`.
+   */
   transition(runId, layer, epoch, split) {
     return this._get(SliceCache.transitionKey(runId, layer, epoch, split), async () => {
       const t = await this.source.transition(runId, layer, epoch, split);
@@ -113,6 +116,10 @@ export class SliceCache {
         start: makeSlice(t.start, t.n, t.k, t.scale, { layer, epoch, split, part: 'start' }),
         end: makeSlice(t.end, t.n, t.k, t.scale, { layer, epoch, split, part: 'end' }),
         basis: t.basis, n: t.n, k: t.k,
+        info: {
+          previous: t.previous ?? '', method: t.method ?? '', exact: t.exact !== false, note: t.note ?? '',
+          residual: residualOf(t),
+        },
       };
     }, (t) => 2 * t.start.data.byteLength);
   }
@@ -159,6 +166,16 @@ export class SliceCache {
       return steps;
     }, (steps) => steps.reduce((b, s) => b + s.data.byteLength, 0));
   }
+}
+
+/**
+ * A transition's relative residual: the data source's `residual` (X-Residual), else the
+ * one the alignment writes into its note ("relative residual 0.0123"), else null.
+ */
+export function residualOf(t) {
+  if (Number.isFinite(t.residual)) return t.residual;
+  const m = /relative residual ([0-9.]+(?:e[-+]?[0-9]+)?)/i.exec(t.note ?? '');
+  return m ? Number(m[1]) : null;
 }
 
 /** Whether a thumbnail atlas is grey (MNIST-like): then strokes are tinted by class. */

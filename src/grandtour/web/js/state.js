@@ -32,7 +32,11 @@ export function initialState() {
     hidden: new Set(),   // hidden class indices
     highlight: -1,       // class highlighted by the legend hover, -1: none
     selection: {},       // split -> Int32Array of selected probe rows
-    zoom: 1,
+    zoom: 1,             // the user's zoom of the drawing map (viewmap.js); 1: fitted
+    pan: [0, 0],         // the origin's offset from the panels' centre, in plot radii (y down)
+    fitEpoch: false,     // "fit each epoch": scale to the epoch shown, not to all of the layer's
+    transition: null,    // the transition shown: {from, method, exact, residual, note}, or null
+    transitions: {},     // layer -> what its incoming transition is, once loaded (network diagram)
     notice: '',          // a message for the user (e.g. alignment missing)
     nonfinite: {},       // split -> number of points left out of the current drawing
     alignment: 'unknown', // 'unknown' | 'available' | 'missing'

@@ -1,8 +1,11 @@
 /**
  * The page's running report: each panel's point count (with the non-finite points
- * left out and the adversarial points shown), and the status card (the space shown,
- * non-finite values, the selection). Written only when its text changes.
+ * left out and the adversarial points shown, and what a handle stands for when it is
+ * not one unit), and the status card (the space shown, what the transition shown is:
+ * exact or a fit, non-finite values, the selection). Written only when its text changes.
  */
+
+import { describeTransition } from './transitioninfo.js';
 
 function setHtml(el, html) {
   if (el._html !== html) {
@@ -19,9 +22,11 @@ export function renderStatus(app, s, scene) {
     if (!part) continue;
     nonfinite[split] = part.nonfinite;
     const adv = part.sets.find((x) => x.adversarial);
+    const h = scene.map.handle;
     setHtml(p.info, `${part.n.toLocaleString()} points` +
       (part.nonfinite ? ` · <span class="warn">${part.nonfinite} non-finite not drawn</span>` : '') +
-      (adv ? ` · ${adv.A.n} adversarial (◆)` : ''));
+      (adv ? ` · ${adv.A.n} adversarial (◆)` : '') +
+      (scene.kind === 'layer' && h !== 1 ? ` · <span title="each axis handle marks the point h e_i">handle = ${h} units</span>` : ''));
   }
   const total = Object.values(nonfinite).reduce((a, b) => a + b, 0);
   setHtml(document.getElementById('status-nonfinite'), total
@@ -36,8 +41,17 @@ export function renderStatus(app, s, scene) {
   const L = s.meta.layers[scene.layerIndex];
   const lay = document.getElementById('status-layer');
   const layText = scene.kind === 'transition'
-    ? `Transition into ${L.name} (${scene.dim}-dim common basis)`
+    ? `Transition ${scene.transition.from ? `${scene.transition.from} → ` : 'into '}${L.name} (${scene.dim}-dim common basis)`
     : `${L.name}: ${L.kind}, ${scene.dim} dims${L.reduced_dim ? ` (reduced from ${L.dim})` : ''}`;
   if (lay.textContent !== layText) lay.textContent = layText;
+  const trEl = document.getElementById('status-transition');
+  const d = describeTransition(scene.transition);
+  trEl.hidden = !d;
+  const trText = d ? `${d.what[0].toUpperCase()}${d.what.slice(1)}${d.text === 'fit' && scene.transition.note ? `: ${scene.transition.note}` : ''}` : '';
+  if (trEl.textContent !== trText) {
+    trEl.textContent = trText;
+    trEl.title = d ? d.title : '';
+  }
+  trEl.className = d && d.text === 'fit' ? 'fit-note' : '';
   return nonfinite;
 }

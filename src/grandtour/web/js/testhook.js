@@ -15,6 +15,14 @@
  *   view(split)                 the panel's view transform and its box on the page
  *   classColors()               [[r, g, b]] of every class
  *   frames(n)                   Promise: resolves after n more animation frames
+ *   manual(on)                  take over the page's clock: frames run only through step()
+ *   step(dt)                    run one frame dt seconds after the last one (manual mode), and
+ *                               return state(): animations measured by this clock, never by
+ *                               how fast the machine draws
+ *
+ * state() includes `transition: {from, method, exact, residual, note}` while a layer
+ * transition is shown (null otherwise), `zoom`, `pan` and `fitEpoch`; view() includes
+ * the drawing map (`origin`, `pxPerUnit`, `handleUnit`, `plotRadius`).
  */
 
 import { toRows } from './linalg.js';
@@ -41,7 +49,9 @@ export function installTestHook(app) {
         epochPlaying: s.epochPlaying, layerPlaying: s.layerPlaying, advPlaying: s.advPlaying,
         display: s.display, hidden: [...s.hidden].sort((a, b) => a - b), highlight: s.highlight,
         selection: Object.fromEntries(Object.entries(s.selection).map(([k, v]) => [k, Array.from(v ?? [])])),
-        zoom: s.zoom, notice: s.notice, alignment: s.alignment, nonfinite: { ...s.nonfinite },
+        zoom: s.zoom, pan: [...s.pan], fitEpoch: s.fitEpoch,
+        transition: app.scene && app.scene.transition ? { ...app.scene.transition } : null,
+        notice: s.notice, alignment: s.alignment, nonfinite: { ...s.nonfinite },
         adversarial: s.adversarial, advPos: s.advPos, advStep: s.advStep, advSteps: s.advSteps,
         help: s.help, space: app.scene ? app.scene.kind : null, dim: app.tours.tour ? app.tours.tour.ndim : null,
         tourSpace: app.tours.space, tourTime: app.tours.tour ? app.tours.tour.time : 0, frameCount: app.frameCount, epochs: m ? [...m.epochs] : [],
@@ -102,11 +112,24 @@ export function installTestHook(app) {
       const p = panelOf(split);
       const r = box(p);
       const v = p.last?.view;
-      return v ? { center: [...v.center], pxPerUnit: v.pxPerUnit, handleRadius: v.handleRadius, width: v.width, height: v.height, left: r.left, top: r.top } : null;
+      return v ? {
+        center: [...v.center], pxPerUnit: v.pxPerUnit, handleRadius: v.handleRadius, handleUnit: v.handleUnit,
+        origin: [r.left + v.origin[0], r.top + v.origin[1]], plotRadius: v.plotRadius,
+        width: v.width, height: v.height, left: r.left, top: r.top,
+      } : null;
     },
     classColors() {
       const C = app.store.get().meta.class_names.length;
       return Array.from({ length: C }, (_, c) => classColor(c, C));
+    },
+    manual(on = true) {
+      app.manual = !!on;
+      app._last = null; // the next clock frame measures no time spent in manual mode
+    },
+    step(dt) {
+      if (!app.manual) throw new Error('call window.grandtour.manual(true) before step(dt)');
+      app.tick(dt);
+      return this.state();
     },
     frames(n = 1) {
       return new Promise((resolve) => {
