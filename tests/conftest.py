@@ -4,9 +4,17 @@ With ``GRANDTOUR_NO_SKIPS=1`` (set by ``scripts/test``, hence CI) a skipped test
 the run: the optional-dependency guards (``pytest.importorskip``) let a partial install
 run what it can, but CI installs everything, so a skip there means a missing install
 step that would otherwise hide behind a green run.
+
+Hypothesis runs without its clock: no per-example deadline and no "too slow" health
+check, which would fail a property on a loaded machine for its speed, not its result.
 """
 
 import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("grandtour", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("grandtour")
 
 
 def pytest_sessionfinish(session, exitstatus):

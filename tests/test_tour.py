@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from grandtour.tour import (
     GeodesicTour,
     GrandTour,
+    _principal_pairs,
     givens_stages,
     principal_angles,
     random_frame,
@@ -207,6 +208,49 @@ def test_principal_angles_are_accurate_for_tiny_and_right_angles():
         B = np.column_stack([e[:, 0], math.cos(eps) * e[:, 1] + math.sin(eps) * e[:, 4]])
         np.testing.assert_allclose(sorted(principal_angles(A, B)), [0, eps], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(principal_angles(A, e[:, 2:4]), [math.pi / 2] * 2, atol=1e-15)
+
+
+def equal_angle_planes(n, seed):
+    """Pairs of planes whose two principal angles are equal or nearly so (the principal
+    vectors are then any rotation of each other), turned by a random rotation so that
+    their products round differently on each BLAS kernel."""
+    rng = np.random.default_rng(seed)
+    Q = random_rotation(n, rng)
+    e = np.eye(n)
+    A = e[:, :2]
+    c, s = math.cos(0.4), math.sin(0.4)
+    spin = np.array([[c, -s], [s, c]])
+    pairs = {
+        "same plane, another basis": (A, A @ spin),
+        "same plane, same basis": (A, A),
+        "orthogonal planes": (A, e[:, 2:4]),
+        "isoclinic, both angles 0.7": (A, math.cos(0.7) * A + math.sin(0.7) * e[:, 2:4] @ spin),
+        "angles 0 and 1e-8": (A, np.column_stack([e[:, 0], math.cos(1e-8) * e[:, 1]
+                                                  + math.sin(1e-8) * e[:, 2]])),
+    }
+    return {name: (Q @ F, Q @ T) for name, (F, T) in pairs.items()}
+
+
+@pytest.mark.parametrize("n", [4, 5, 33])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_principal_pairs_of_equal_angles_keep_their_invariants(n, seed):
+    # P, G, U are not unique here (tests/fixtures/tour_vectors.json does not record them),
+    # but what the geodesic tour builds on them is: P = F U spans F, G is orthogonal to F,
+    # and the partners P cos(theta) + G sin(theta) are an orthonormal basis of span T.
+    for name, (F, T) in equal_angle_planes(n, seed).items():
+        P, G, theta, U = _principal_pairs(F, T)
+        np.testing.assert_allclose(U.T @ U, np.eye(2), atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(P, F @ U, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(P.T @ P, np.eye(2), atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(F.T @ G, 0, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(G.T @ G, np.diag((theta > 0).astype(float)), atol=1e-14, err_msg=name)
+        W = P * np.cos(theta) + G * np.sin(theta)
+        np.testing.assert_allclose(W.T @ W, np.eye(2), atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(W @ W.T, T @ T.T, atol=1e-9, err_msg=name)
+        # Angles 0 and 1e-8 have cosines 5e-17 apart: the pairs mix, and the angles are
+        # only known to about 1e-8 there; equal angles are known to rounding.
+        atol = 1e-8 if name == "angles 0 and 1e-8" else 1e-12
+        np.testing.assert_allclose(math.hypot(*theta), plane_distance(F, T), atol=atol, err_msg=name)
 
 
 # ----------------------------------------------------------------- geodesic tour

@@ -248,10 +248,33 @@ def test_bad_arguments_are_refused_before_anything_is_written(digits, tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_without_cuda_is_refused(digits, tmp_path):
+def test_cuda_without_cuda_is_refused(digits, tmp_path, monkeypatch):
+    # On every machine: one with a GPU is made to look like one without.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(GrandTourError, match="CUDA"):
         _train(digits, tmp_path / "run", epochs=1, device="cuda")
+    assert not (tmp_path / "run").exists()
+
+
+# The CPU always; CUDA too wherever there is a GPU. No test is skipped either way.
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_trains_and_records_on_each_device_of_this_machine(digits, reference, tmp_path, device):
+    ref, _ = reference
+    run = _train(digits, tmp_path / "run", epochs=1, device=device)
+    assert run.epochs == [0, 1]
+    # The network is built on the CPU from the seed, then moved: the same initial weights.
+    for key, value in _params(run, 0).items():
+        np.testing.assert_array_equal(value, _params(ref, 0)[key], err_msg=key)
+    trained = _params(run, 1)
+    assert all(np.isfinite(v).all() for v in trained.values())
+    assert any(not np.array_equal(v, _params(run, 0)[k]) for k, v in trained.items())
+    assert np.isfinite(run.metrics("test")["loss"]).all()
+    if device == "cpu":  # deterministic: the first epoch of the three-epoch reference
+        for key, value in trained.items():
+            np.testing.assert_array_equal(value, _params(ref, 1)[key], err_msg=key)
 
 
 def test_resume_of_a_missing_run_is_a_store_error(digits, tmp_path):
@@ -299,7 +322,7 @@ def _args(**kw):
 
 
 def test_train_command_fills_defaults(monkeypatch, tmp_path):
-    import grandtour.train as mod
+    import grandtour.train.command as mod  # the module whose train() train_command calls
 
     calls = {}
 

@@ -301,6 +301,37 @@ def pause(page) -> None:
     page.evaluate("window.grandtour.frames(2)")
 
 
+def drive_frames(page):
+    """Take over the page's animation frames: returns ``advance(ms)``, which runs one frame
+    ``ms`` milliseconds after the previous one and returns the tour time after it (s).
+
+    Every ``requestAnimationFrame`` callback is queued and run only by ``advance``, with the
+    timestamp it chose, so what a test measures follows these timestamps, never how fast this
+    machine draws. Call it last in a test: Playwright's default ``wait_for_function`` polls
+    on animation frames, and ``window.grandtour.frames`` waits for them.
+    """
+    page.evaluate("""() => {
+        const queue = [];
+        let id = 0;
+        window.requestAnimationFrame = (cb) => { queue.push(cb); return ++id; };
+        window.__gtFrames = {
+          pending: () => queue.length,
+          run(ts) { for (const cb of queue.splice(0)) cb(ts); },
+        };
+    }""")
+    # The frame the browser had already scheduled runs once more, then joins the queue.
+    page.wait_for_function("window.__gtFrames.pending() > 0", polling=10)
+    now = [page.evaluate("performance.now()") + 1000.0]
+
+    def advance(ms: float) -> float:
+        now[0] += ms
+        script = "(ts) => { window.__gtFrames.run(ts); return window.grandtour.state().tourTime; }"
+        return page.evaluate(script, now[0])
+
+    advance(0.0)  # the first driven frame: its step from the browser's last one is not measured
+    return advance
+
+
 def wait_settled(page, timeout: float = 15000) -> None:
     """Wait until epoch/layer/step positions reached their targets (animations over)."""
     page.wait_for_function(
