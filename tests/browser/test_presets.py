@@ -46,7 +46,7 @@ def test_url_preset_round_trips_exactly(open_page):
     assert "#view=" in url
     assert "address now holds this view" in page.inner_text("#notice")
     other = open_page(url.split("/", 3)[3])
-    page.wait_for_timeout(100)
+    other.evaluate("window.grandtour.frames(6)")  # a few frames drawn, not a wait on the clock
     _same_view(other, GT, before)
     # The shared page draws the same picture: same GPU positions.
     a = page.evaluate("window.grandtour.projectedPositions('train')")

@@ -23,9 +23,11 @@ import numpy as np
 from grandtour.errors import GrandTourError, NotAlignedError
 from grandtour.server.atlas import sprite_atlas
 from grandtour.server.guard import HttpError, not_found
+from grandtour.store.schema import MAX_EPOCH as STORE_MAX_EPOCH
 
-#: Largest epoch number accepted in a URL (a larger one is malformed, not unknown).
-MAX_EPOCH = 2**31 - 1
+#: Largest epoch number accepted in a URL (a larger one is malformed, not unknown): the
+#: store's own limit, so every epoch a run can hold can be served (issue 13).
+MAX_EPOCH = STORE_MAX_EPOCH
 #: A run counts as live while its commit record changed less than this many seconds ago.
 LIVE_WINDOW_S = 120.0
 #: ... or this many, while the training config plans more epochs than are committed.
@@ -69,6 +71,8 @@ class ServedRun:
     _aligner: Any = None
     _reductions: dict = field(default_factory=dict)
     _transitions: OrderedDict = field(default_factory=OrderedDict)
+    #: Why the run is no longer served (a link out of it appeared), or None.
+    refused: str | None = None
 
     @property
     def name(self) -> str:
@@ -83,9 +87,28 @@ class ServedRun:
         return self.run.probe_info
 
     def refresh(self) -> None:
-        """Re-read the committed epochs (the run may still be training)."""
+        """Re-read the committed epochs (the run may still be training); files that came
+        with new epochs are checked for links out of the run (:func:`links_out`).
+
+        Raises
+        ------
+        HttpError
+            500 if the run is refused (:attr:`refused`), so that no handler reads on.
+        """
         with self.lock:
+            before = list(self.run.epochs)
             self.run.refresh()
+            if list(self.run.epochs) != before:
+                self.check_links()
+        if self.refused is not None:
+            raise HttpError(500, self.refused)
+
+    def check_links(self) -> None:
+        """Refuse to serve this run from now on if a symbolic link in it leads outside it:
+        :attr:`refused` says why, and :meth:`ServedRuns.get` answers every later request
+        for the run with that message (500)."""
+        if self.refused is None and (out := links_out(self.path)):
+            self.refused = refusal(self.path, out)
 
     def live(self) -> bool:
         """True while the run is probably still being written (training, adversarial).
@@ -236,7 +259,7 @@ class ServedRun:
             t = align.load_transition(self.run, layer, epoch, split)
         except NotAlignedError:
             # An epoch `grandtour align` did not cover (e.g. committed after it, or
-            # `train --align last`): compute it now, in the run's stored reductions.
+            # `train --no-align`): compute it now, in the run's stored reductions.
             t = self._get_aligner(align).transition(layer, epoch, split)
         with self.align_lock:
             self._transitions[key] = t
@@ -260,6 +283,8 @@ class ServedRuns:
         handle = self._by_id.get(run_id)
         if handle is None:
             raise not_found(f"no run {run_id!r}; runs: {', '.join(self._by_id)}")
+        if handle.refused is not None:
+            raise HttpError(500, handle.refused)
         return handle
 
 
@@ -280,9 +305,42 @@ def run_ids(paths: Sequence[Path]) -> list[str]:
     return ids
 
 
+def links_out(root: Path, limit: int = 5) -> list[Path]:
+    """Symbolic links under ``root`` whose targets lie outside it (or nowhere), at most ``limit``.
+
+    The store follows links when it reads, so a link planted in a run (``labels/.../c/0``
+    to ``~/.ssh/id_rsa``) would send the file it names to whoever can reach the server.
+    Links that stay inside the run are harmless and allowed. The walk does not follow links.
+    """
+    base = Path(root).resolve()
+    found: list[Path] = []
+    for top, dirs, files in os.walk(base, followlinks=False):
+        for name in dirs + files:
+            path = Path(top) / name
+            if not path.is_symlink():
+                continue
+            try:
+                inside = path.resolve(strict=True).is_relative_to(base)
+            except (OSError, RuntimeError):  # dangling or a loop
+                inside = False
+            if not inside:
+                found.append(path)
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def refusal(root: Path, links: Sequence[Path]) -> str:
+    """The message refusing run ``root`` for its ``links`` out of it."""
+    named = ", ".join(str(p.relative_to(Path(root).resolve())) for p in links)
+    return (f"the run {root} holds symbolic links that lead outside it ({named}): the server does not "
+            "follow them; replace each link with a copy of the file it names, or remove it")
+
+
 def open_runs(run_paths: Sequence[str | os.PathLike]) -> list[ServedRun]:
     """Open each run (a :class:`~grandtour.errors.StoreError` says what is wrong if one is
-    not a run); each run may be given once."""
+    not a run); each run may be given once, and none may link to files outside itself
+    (:func:`links_out`)."""
     from grandtour.store import Run
 
     if not run_paths:
@@ -295,5 +353,7 @@ def open_runs(run_paths: Sequence[str | os.PathLike]) -> list[ServedRun]:
         if real in seen:
             raise GrandTourError(f"the run {p} is given twice (also as {seen[real]}); give each run once")
         seen[real] = p
+        if real.is_dir() and (out := links_out(real)):
+            raise GrandTourError(refusal(real, out))
     return [ServedRun(id=rid, path=path, run=Run.open(path))
             for path, rid in zip(paths, run_ids(paths), strict=True)]

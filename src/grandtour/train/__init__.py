@@ -13,7 +13,7 @@ network (with its ReLU between the last linear layer and the softmax) learns som
 classes late and suddenly: a logit clipped at zero for every example gets no gradient
 through that ReLU until a few examples revive it. With these settings one to three
 classes of full MNIST passed 50 % test accuracy only at epochs 7 to 35 in 4 of 6
-seeds, every other class at epoch 1 (docs/DESIGN.md, "A measured fact"). A larger
+seeds, every other class at epoch 1 (BENCHMARKS.md, the 99-epoch runs). A larger
 learning rate or batch changes when (and whether) that happens, so the defaults stay
 the article's, and the summary says which classes were late.
 
