@@ -100,7 +100,7 @@ def test_library_keywords_are_the_defaults():
     assert _kwdefaults(render_tour)["fps"] == defaults.FPS
     # The demo trains the digits network as `grandtour train --dataset digits` does.
     digits = defaults.training_defaults("digits")
-    assert DEMO_TRAINING == {k: digits[k] for k in DEMO_TRAINING}
+    assert {k: digits[k] for k in DEMO_TRAINING} == DEMO_TRAINING
     assert DEMO_ADVERSARIAL == {"source": defaults.FGSM_SOURCE, "target": defaults.FGSM_TARGET,
                                 "steps": defaults.FGSM_STEPS, "eps": defaults.FGSM_EPS}
 

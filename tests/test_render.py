@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from PIL import Image
 
 from grandtour.render import NonFiniteWarning, plot_class_metric, render_frames, render_tour

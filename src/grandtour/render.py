@@ -181,7 +181,7 @@ def _panels(points, labels, highlight) -> tuple[list[_Panel], int, int]:
                              f"got n = {n}")
         if K < 1:
             raise ValueError(f"points{where} has no keyframe")
-        if ndim is not None and (n != ndim or K != n_key):
+        if ndim is not None and (n != ndim or n_key != K):
             raise ValueError(f"every panel must have the same dimension and keyframes; "
                              f"panel {name!r} has (K, n) = ({K}, {n}), not ({n_key}, {ndim})")
         ndim, n_key = n, K

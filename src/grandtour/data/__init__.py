@@ -53,6 +53,7 @@ from grandtour.data.dataset import CLASS_NAMES, Dataset
 from grandtour.data.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, _load_digits  # noqa: F401
 from grandtour.data.download import BASE_URLS, CHECKSUMS, _download, _not_found_message
 from grandtour.data.idx import _load_idx_dataset, read_idx
+
 # SUBDIRS and SYSTEM_DIRS stay reachable here, where they always were (the same objects).
 from grandtour.data.locate import SUBDIRS, SYSTEM_DIRS, _download_dir, _locate  # noqa: F401
 from grandtour.errors import CorruptFileError, DatasetNotFoundError, GrandTourError  # noqa: F401

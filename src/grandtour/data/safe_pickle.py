@@ -14,6 +14,7 @@ import numpy as np
 
 from grandtour.errors import CorruptFileError, DatasetNotFoundError
 
+
 class _DTypeSpec:
     """Stands in for ``numpy.dtype`` in a pickle: only plain numeric dtypes, built fresh.
 
@@ -139,7 +140,7 @@ def _load_pickle(path: Path):
             return _resolve(_SafeUnpickler(f, encoding="bytes").load())
     except FileNotFoundError as err:
         raise DatasetNotFoundError(f"{path} does not exist") from err
-    except Exception as err:  # noqa: BLE001 - any failure to parse a foreign file is "corrupt"
+    except Exception as err:
         raise CorruptFileError(f"{path}: not a CIFAR-10 python batch, or not a safe one: "
                                f"{type(err).__name__}: {err}") from err
 

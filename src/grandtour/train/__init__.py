@@ -61,11 +61,11 @@ from grandtour.train.state import STATE_FILE, load_weights
 from grandtour.train.summary import LEARNT_ACCURACY, first_learnt_epochs, training_summary
 
 __all__ = [
-    "Callback",
     "DATASET_DEFAULTS",
     "DEFAULT_EPOCHS",
     "LEARNT_ACCURACY",
     "STATE_FILE",
+    "Callback",
     "first_learnt_epochs",
     "load_weights",
     "resolve_device",

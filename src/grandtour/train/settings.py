@@ -10,6 +10,7 @@ import torch
 from grandtour.errors import GrandTourError
 from grandtour.models import INPUT_SHAPES
 
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """The torch device for ``device``, checked to exist here.
 
