@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import sys
+import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
@@ -590,15 +591,34 @@ def test_serve_binds_loopback_by_default(run_dir: Path, monkeypatch) -> None:
     assert seen["host"] == "127.0.0.1" and seen["open_browser"] is False and seen["runs"] == [str(run_dir)]
 
 
-def test_public_host_warns_and_accepts_any_host_header(run_dir: Path, monkeypatch, capsys) -> None:
+def test_public_host_warns_asks_a_token_and_keeps_the_host_check(run_dir: Path, monkeypatch,
+                                                                  capsys) -> None:
     # Bind loopback for real, but take the code path of --host 0.0.0.0.
     monkeypatch.setattr(serving, "_bind_search", lambda host, port: serving._bind("127.0.0.1", 0))
-    srv = server.serve([run_dir], host="0.0.0.0", port=0, block=False, open_browser=False, out=io.StringIO())
+    monkeypatch.delenv(serving.TOKEN_ENV, raising=False)
+    out = io.StringIO()
+    srv = server.serve([run_dir], host="0.0.0.0", port=0, block=False, open_browser=False, out=out,
+                       allowed_hosts=["my-laptop.lan"])
     try:
         assert "not a loopback address" in capsys.readouterr().err
-        req = urllib.request.Request(srv.url + "api/runs", headers={"Host": "my-laptop.lan"})
-        with _open(req, timeout=5) as resp:
-            assert resp.status == 200
+        token = srv.app.state.token
+        assert token and len(token) >= 32 and srv.page_url == f"{srv.url}?token={token}"
+        assert srv.page_url in out.getvalue()  # printed, like Jupyter's
+
+        def status(host: str, auth: str | None) -> int:
+            headers = {"Host": host, **({"Authorization": f"token {auth}"} if auth else {})}
+            try:
+                with _open(urllib.request.Request(srv.url + "api/runs", headers=headers), timeout=5) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert status("my-laptop.lan:8787", token) == 200  # a name given with --allow-host
+        assert status("my-laptop.lan:8787", None) == 401
+        assert status("my-laptop.lan:8787", token + "x") == 403
+        # The Host check holds on a wildcard bind: other names are refused, token or not.
+        assert status("192.168.1.2:8787", token) == 400
+        assert status("evil.example", token) == 400
     finally:
         srv.stop()
     assert all(serving._is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "127.0.0.2"))

@@ -161,9 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (several can be picked in the page)")
     p.add_argument("--host", default=defaults.HOST,
-                   help="address to bind (default: %(default)s; anything else exposes your runs)")
+                   help="address to bind (default: %(default)s; any other lets other machines reach the "
+                   "viewer, with a token)")
     p.add_argument("--port", type=int, default=None,
                    help=f"port (default: {defaults.PORT}, or the next free one; 0 = any free port)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
+                   help="also answer requests addressed to HOST (the name a proxy or tunnel forwards); "
+                   "repeatable; asks for a token")
+    p.add_argument("--token", default=None,
+                   help="access token asked of every request (default: $GRANDTOUR_TOKEN, or one generated "
+                   "and printed when bound beyond loopback or with --allow-host)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=_handler("grandtour.server", "serve_command"))
 

@@ -2,12 +2,17 @@
 
 The server only reads: the page (``grandtour/web/``) and run stores
 (:mod:`grandtour.store`). It binds to 127.0.0.1 unless told otherwise, answers only
-requests whose ``Host`` is this machine (so a web page elsewhere cannot read the runs
-through DNS rebinding), serves no file outside the web directory, and takes run ids,
-never paths, from clients.
+requests whose ``Host`` is this machine or a name given with ``--allow-host``, on every
+bind address (so a web page elsewhere cannot read the runs through DNS rebinding), asks
+for an access token when it can be reached from elsewhere (``?token=``, printed like
+Jupyter's), serves no file outside the web directory and no run holding a link out of
+itself, and takes run ids, never paths, from clients (:mod:`~grandtour.server.guard`).
 
-HTTP API (all GET; every error is JSON ``{"error": "..."}``)
---------------------------------------------------------------
+The page asks only for URLs relative to itself, so it works under any path prefix a
+proxy adds (``https://hub.example.org/user/me/proxy/8787/``).
+
+HTTP API (all GET, and HEAD; every error is JSON ``{"error": "..."}``)
+----------------------------------------------------------------------
 ``/api/runs``
     ``[{"id", "name", "dataset", "epochs", "live"}]``, in the order the runs were given.
 ``/api/runs/{id}/meta``
@@ -41,8 +46,8 @@ HTTP API (all GET; every error is JSON ``{"error": "..."}``)
 
 Static files: ``/`` is ``index.html``; ``/static/PATH`` and ``/PATH`` are ``web/PATH``.
 
-The package, in the order a request meets it: :mod:`~grandtour.server.guard` (the
-``Host`` check, JSON errors), :mod:`~grandtour.server.routes` (one router per resource),
+The package, in the order a request meets it: :mod:`~grandtour.server.guard` (request
+limits, the ``Host`` check, the token, JSON errors), :mod:`~grandtour.server.routes` (one router per resource),
 :mod:`~grandtour.server.runs` (the served runs, their caches and URL checks),
 :mod:`~grandtour.server.wire` (the one definition of the bytes and headers sent),
 :mod:`~grandtour.server.atlas` (thumbnail sprite atlases), :mod:`~grandtour.server.static`

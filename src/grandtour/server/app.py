@@ -10,7 +10,7 @@ from grandtour.server.serving import LOOPBACK_HOSTS, require_web_stack
 
 
 def create_app(run_paths: Sequence[str | os.PathLike], *, web_dir: str | os.PathLike | None = None,
-               allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS):
+               allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS, token: str | None = None):
     """The ASGI application serving the viewer page and the runs at ``run_paths``.
 
     Parameters
@@ -20,13 +20,18 @@ def create_app(run_paths: Sequence[str | os.PathLike], *, web_dir: str | os.Path
     web_dir : str or Path, optional
         The page's directory (default: the package's ``web/``). Nothing outside it is served.
     allowed_hosts : iterable of str or None
-        Accepted ``Host`` header names (any port); None accepts every host (the server
-        was bound to a public address on purpose).
+        Accepted ``Host`` header names (any port). None accepts every name: only for an
+        app behind a server that checks ``Host`` itself (:func:`~grandtour.server.serve`
+        never passes None).
+    token : str, optional
+        The access token every request must carry (``?token=``, its cookie, or
+        ``Authorization: token ...``; see :mod:`grandtour.server.guard`). None: none asked.
 
     Returns
     -------
     fastapi.FastAPI
-        Its ``state.runs`` is the list of served runs (:class:`~grandtour.server.runs.ServedRun`).
+        Its ``state.runs`` is the list of served runs (:class:`~grandtour.server.runs.ServedRun`),
+        ``state.token`` the token (or None).
 
     Notes
     -----
@@ -64,7 +69,8 @@ def create_app(run_paths: Sequence[str | os.PathLike], *, web_dir: str | os.Path
     app = FastAPI(title="grandtour", docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = guard.GuardedRoute
     app.state.runs = runs.handles
-    guard.install(app, allowed_hosts)
+    app.state.token = token or None
+    guard.install(app, allowed_hosts, token or None)
     for routes in API_ROUTERS:
         app.include_router(routes(runs))
     app.include_router(static_routes(web_root))  # last: it catches every other path

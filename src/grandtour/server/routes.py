@@ -6,13 +6,15 @@ before it touches the store, and answers through :mod:`grandtour.server.wire`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Request
 
 from grandtour.server import wire
-from grandtour.server.guard import GuardedRoute, not_found
+from grandtour.server.guard import GuardedRoute, HttpError, not_found
 from grandtour.server.runs import ServedRun, ServedRuns
 
 
@@ -62,7 +64,8 @@ def run_routes(runs: ServedRuns) -> APIRouter:
     @router.get("")
     def list_runs():
         for h in runs:
-            h.refresh()
+            with contextlib.suppress(HttpError):  # a refused run is listed; its requests say why
+                h.refresh()
         return wire.json_response([h.summary() for h in runs])
 
     @router.get("/{run_id}/meta")
@@ -171,7 +174,9 @@ def transition_routes(runs: ServedRuns) -> APIRouter:
     def transition(run_id: str, layer: str, epoch: str, split: str):
         h = runs.get(run_id)
         e, t = transition_of(h, layer, epoch, split)
-        return wire.transition_response(t, f"/api/runs/{run_id}/transition/{layer}/{e}/{split}/basis")
+        # Percent-encoded: a layer or split may be named in any script (the header is ASCII).
+        parts = "/".join(quote(str(p), safe="") for p in (run_id, "transition", layer, e, split, "basis"))
+        return wire.transition_response(t, f"/api/runs/{parts}")
 
     @router.get("/{run_id}/transition/{layer}/{epoch}/{split}/basis")
     def transition_basis(run_id: str, layer: str, epoch: str, split: str):

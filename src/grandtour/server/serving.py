@@ -1,16 +1,24 @@
 """Running the server: binding a port, :class:`ServerThread`, :func:`serve` and the
 ``grandtour serve`` command.
 
-The server binds to 127.0.0.1 unless told otherwise; on a loopback address it answers
-only requests whose ``Host`` is this machine (:mod:`grandtour.server.guard`).
+The server binds to 127.0.0.1 unless told otherwise. On every bind address it answers
+only requests whose ``Host`` names this machine (:data:`LOOPBACK_HOSTS`), the address it
+was bound to (when that was given explicitly, not ``0.0.0.0`` or ``::``), or a name given
+with ``--allow-host`` (the name a proxy or tunnel forwards). Bound beyond loopback, or
+with ``--allow-host``, it asks every request for an access token (``--token``,
+``GRANDTOUR_TOKEN``, or one generated and printed in the URL, like Jupyter's); see
+:mod:`grandtour.server.guard`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import os
+import re
+import secrets
 import socket
 import sys
 import threading
@@ -26,8 +34,21 @@ DEFAULT_HOST = defaults.HOST
 DEFAULT_PORT = defaults.PORT
 #: Ports tried after DEFAULT_PORT when it is busy and no --port was given.
 PORT_TRIES = 20
-#: Host header values accepted when serving on a loopback address.
+#: Most bytes of request headers: uvicorn's h11 buffers no more of headers that arrive in
+#: pieces (then answers 400), and :class:`~grandtour.server.guard.Guard` refuses more (431).
+MAX_HEADER_BYTES = 16 * 1024
+#: Connections served at once; uvicorn answers 503 beyond.
+MAX_CONNECTIONS = 256
+#: Host header names always accepted: this machine's own.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Addresses that bind every interface: not a name a client would use.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+#: The environment variable holding the token when --token is not given.
+TOKEN_ENV = "GRANDTOUR_TOKEN"
+#: Characters a token may hold: it travels in a URL query and a cookie unescaped.
+_TOKEN = re.compile(r"^[A-Za-z0-9._~-]+$")
+#: A host name (an address with ":" must be IPv6, checked by :mod:`ipaddress`).
+_ALLOW_HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?$")
 
 
 def require_web_stack() -> None:
@@ -51,6 +72,61 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _is_ipv6(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name.strip("[]")).version == 6
+    except ValueError:
+        return False
+
+
+def allowed_host_names(host: str, allow_hosts: Sequence[str] = ()) -> tuple[str, ...]:
+    """The ``Host`` names the server bound to ``host`` answers: :data:`LOOPBACK_HOSTS`, then
+    ``host`` itself unless it binds every interface, then ``allow_hosts``.
+
+    Raises
+    ------
+    GrandTourError
+        An ``allow_hosts`` entry is not a bare host name or address (no scheme, port, path).
+    """
+    names = list(LOOPBACK_HOSTS)
+    bound = host.strip("[]").lower()
+    if bound not in WILDCARD_HOSTS:
+        names.append(bound)
+    for name in allow_hosts:
+        if not isinstance(name, str) or not (_ALLOW_HOST.match(name.strip()) or _is_ipv6(name.strip())):
+            raise GrandTourError(f"--allow-host {name!r}: give a bare host name or address, such as "
+                                 "notebook.example.org or 10.0.0.5 (no scheme, port or path)")
+        names.append(name.strip().strip("[]").lower())
+    return tuple(dict.fromkeys(names))
+
+
+def resolve_token(token: str | None, required: bool) -> tuple[str | None, bool]:
+    """The access token: ``token``, else ``$GRANDTOUR_TOKEN``, else a new one if ``required``.
+
+    Returns
+    -------
+    token : str or None
+        None: no token is asked for.
+    generated : bool
+        True if it was made here (with :mod:`secrets`).
+
+    Raises
+    ------
+    GrandTourError
+        The token holds a character that a URL or cookie would change.
+    """
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if token is None:
+        return (secrets.token_hex(24), True) if required else (None, False)
+    if not _TOKEN.match(token):
+        raise GrandTourError("the access token (--token or GRANDTOUR_TOKEN) may hold only letters, digits "
+                             "and . _ ~ - : it travels in a URL and a cookie as it is")
+    if len(token) < 16:
+        print("warning: the access token is shorter than 16 characters: it can be guessed; leave "
+              "--token out to have one generated", file=sys.stderr)
+    return token, False
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``; GrandTourError if the port is taken."""
     host = host.strip("[]")
@@ -68,8 +144,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as err:
         sock.close()
-        raise GrandTourError(f"cannot listen on {host}:{port}: {err.strerror or err}. The port may be in "
-                             "use by another program: choose another with --port (0 = any free port)") from None
+        raise GrandTourError(f"cannot listen on {host}:{port}: {err.strerror or err}. The port may be "
+                             "in use by another program: choose another with --port (0 = any free port)"
+                             ) from None
     return sock
 
 
@@ -111,6 +188,8 @@ class ServerThread:
         The bound port (known once constructed).
     url : str
         ``http://host:port/``.
+    page_url : str
+        ``url``, with ``?token=...`` when the app asks for a token (``app.state.token``).
     """
 
     def __init__(self, app, host: str = DEFAULT_HOST, port: int = 0, *, sock: socket.socket | None = None,
@@ -123,8 +202,15 @@ class ServerThread:
         self.host = host
         self.port = int(self.sock.getsockname()[1])
         self.url = _url(host, self.port)
+        token = getattr(getattr(app, "state", None), "token", None)
+        self.page_url = f"{self.url}?token={token}" if token else self.url
+        # h11 (not httptools, if installed) so the limits below hold whatever is installed:
+        # the request line and headers together at most MAX_HEADER_BYTES; at most
+        # MAX_CONNECTIONS connections at once (more get 503, not memory).
         config = uvicorn.Config(app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=3,
-                                server_header=False)
+                                server_header=False, http="h11", ws="none",
+                                h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                                limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5)
         self.config = config
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -136,7 +222,7 @@ class ServerThread:
         except BaseException as err:  # noqa: BLE001 - reported by start()
             self._error = err
 
-    def start(self, timeout: float = 10.0) -> "ServerThread":
+    def start(self, timeout: float = 10.0) -> ServerThread:
         """Start serving and return once the server accepts connections."""
         self._thread = threading.Thread(target=self._run, name=f"grandtour-server-{self.port}", daemon=True)
         self._thread.start()
@@ -155,12 +241,10 @@ class ServerThread:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -178,7 +262,8 @@ def _configure_logging() -> None:
 
 def serve(run_paths: Sequence[str | os.PathLike], host: str = DEFAULT_HOST, port: int | None = None,
           open_browser: bool = True, block: bool = True, *, web_dir=None,
-          out: Any = None) -> "ServerThread | None":
+          out: Any = None, allowed_hosts: Sequence[str] = (),
+          token: str | None = None) -> ServerThread | None:
     """Serve the viewer for ``run_paths`` (used by ``grandtour serve`` and ``grandtour demo``).
 
     Parameters
@@ -186,7 +271,7 @@ def serve(run_paths: Sequence[str | os.PathLike], host: str = DEFAULT_HOST, port
     run_paths : sequence of str or Path
     host : str
         Address to bind; 127.0.0.1 by default. Any other than a loopback address lets
-        other machines read the runs: a warning says so.
+        other machines reach the server: a warning says so, and a token is asked for.
     port : int, optional
         None: :data:`DEFAULT_PORT` (8787), or the next free one of the 20 after it. An
         explicit port that is taken is an error; 0 picks any free port.
@@ -199,6 +284,13 @@ def serve(run_paths: Sequence[str | os.PathLike], host: str = DEFAULT_HOST, port
         The page's directory (default: the package's).
     out : file, optional
         Where the URL and notes are printed (default: stdout).
+    allowed_hosts : sequence of str
+        More ``Host`` names to answer (``--allow-host``): the name a proxy or tunnel
+        forwards, e.g. ``notebook.example.org``. Any is a reason to ask for a token.
+    token : str, optional
+        The access token (``--token``); else ``$GRANDTOUR_TOKEN``; else, when one is asked
+        for (a non-loopback ``host`` or any ``allowed_hosts``), a new one. Loopback with
+        neither asks none (the page opens as it always did).
 
     Returns
     -------
@@ -209,23 +301,26 @@ def serve(run_paths: Sequence[str | os.PathLike], host: str = DEFAULT_HOST, port
     out = out if out is not None else sys.stdout
     require_web_stack()
     loopback = _is_loopback(host)
-    app = create_app(run_paths, web_dir=web_dir, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    names = allowed_host_names(host, allowed_hosts)
+    token, generated = resolve_token(token, required=not loopback or bool(allowed_hosts))
+    app = create_app(run_paths, web_dir=web_dir, allowed_hosts=names, token=token)
     if not loopback:
         print(f"warning: serving on {host}, which is not a loopback address: anyone who can reach "
-              "this machine on the network can read these runs", file=sys.stderr)
+              "this machine on the network and has the token can read these runs", file=sys.stderr)
     sock = _bind_search(host, port)
     server = ServerThread(app, host, sock=sock)
     if port is None and server.port != DEFAULT_PORT:
         print(f"port {DEFAULT_PORT} is in use; using {server.port}", file=out)
     _configure_logging()
-    names = ", ".join(h.name for h in app.state.runs)
+    _print_access(out, host, names, token, generated)
+    runs = ", ".join(h.name for h in app.state.runs)
     if not block:
         server.start()
-        print(f"grandtour viewer for {names} at {server.url}", file=out, flush=True)
+        print(f"grandtour viewer for {runs} at {server.page_url}", file=out, flush=True)
         if open_browser:
-            webbrowser.open(server.url)
+            webbrowser.open(server.page_url)
         return server
-    print(f"grandtour viewer for {names} at {server.url}  (Ctrl-C to stop)", file=out, flush=True)
+    print(f"grandtour viewer for {runs} at {server.page_url}  (Ctrl-C to stop)", file=out, flush=True)
     if open_browser:
         threading.Thread(target=_open_when_started, args=(server,), name="grandtour-browser",
                          daemon=True).start()
@@ -234,13 +329,28 @@ def serve(run_paths: Sequence[str | os.PathLike], host: str = DEFAULT_HOST, port
     return None
 
 
+def _print_access(out: Any, host: str, names: Sequence[str], token: str | None, generated: bool) -> None:
+    """Say which names are answered and how to pass the token (behind a proxy or tunnel)."""
+    others = [n for n in names if n not in LOOPBACK_HOSTS]
+    if others:
+        print(f"answering requests addressed to {', '.join(others)} (and this machine)", file=out)
+    elif host.strip("[]") in WILDCARD_HOSTS:
+        print("answering only requests addressed to this machine by its loopback names: give "
+              "--allow-host NAME for each name or address other machines use to reach it", file=out)
+    if token:
+        how = "generated for this session (set your own with --token or GRANDTOUR_TOKEN)" if generated \
+            else "from --token or GRANDTOUR_TOKEN"
+        print(f"access token {how}; through a proxy or tunnel, open its URL for this port with "
+              f"?token={token}", file=out)
+
+
 def _open_when_started(server: ServerThread, timeout: float = 30.0) -> None:
     """Open the page in a browser once ``server`` accepts connections (within ``timeout``)."""
     deadline = time.monotonic() + timeout
     while not server.server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     if server.server.started:
-        webbrowser.open(server.url)
+        webbrowser.open(server.page_url)
 
 
 def _serve_until_interrupted(server: ServerThread) -> None:
@@ -255,9 +365,11 @@ def _serve_until_interrupted(server: ServerThread) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    """``grandtour serve RUN [RUN ...] [--port P] [--host H] [--no-browser]``."""
+    """``grandtour serve RUN [RUN ...] [--port P] [--host H] [--allow-host NAME ...]
+    [--token T] [--no-browser]``."""
     runs = list(getattr(args, "runs", None) or [])
     host = getattr(args, "host", None) or DEFAULT_HOST
     port = getattr(args, "port", None)
-    serve(runs, host=host, port=port, open_browser=not getattr(args, "no_browser", False), block=True)
+    serve(runs, host=host, port=port, open_browser=not getattr(args, "no_browser", False), block=True,
+          allowed_hosts=list(getattr(args, "allow_host", None) or []), token=getattr(args, "token", None))
     return 0

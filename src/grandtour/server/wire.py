@@ -28,13 +28,16 @@ Data that is fixed once written carries a strong ``ETag`` and ``Cache-Control:
 no-cache`` (revalidate each time: a run re-created under the same directory gets new
 tags; a matching ``If-None-Match`` is answered 304). Everything else is ``no-store``.
 
-Header values are one short latin-1 line (:func:`header_text`): a note written by
-``grandtour align`` may hold any text.
+Header values are one short printable-ASCII line (:func:`header_text`, the one place they
+are made safe): a note written by ``grandtour align`` or a layer name may hold any text,
+and h11 refuses an unsafe value only after the handler has returned (an empty reply).
 """
 
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,16 +65,29 @@ CONTRACT_HEADERS = ("X-Shape", "X-Scale", "X-Nonfinite", "X-Reduced", "X-Basis",
                     "X-Method", "X-Exact", "X-Variance-Kept", "X-Note", "X-Basis-Names", "X-Atlas")
 #: Longest header value :func:`header_text` lets through.
 HEADER_TEXT_LIMIT = 300
+#: Longest value of any other header (a URL, a list of numbers): far below h11's 16 KiB.
+MAX_HEADER_VALUE = 2000
 BINARY = "application/octet-stream"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # ----------------------------------------------------------------------------- values
 
 
 def header_text(text: Any, limit: int = HEADER_TEXT_LIMIT) -> str:
-    """``text`` as one short line an HTTP header can carry (latin-1, no line breaks)."""
-    line = " ".join(str(text).split())[:limit]
-    return line.encode("latin-1", "replace").decode("latin-1")
+    """``text`` as one line an HTTP header can carry: printable ASCII, at most ``limit`` long.
+
+    Accents are dropped (``é`` -> ``e``), other non-ASCII characters become ``?``, runs of
+    whitespace and control characters become one space, and the ends are stripped *after*
+    cutting at ``limit``: a value that ends in a space (or starts with one) is refused by
+    h11 (RFC 9110 field values), and only after the handler returned.
+    """
+    plain = unicodedata.normalize("NFKD", str(text))
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    ascii_text = plain.encode("ascii", "replace").decode("ascii")
+    # Every control character (C0, DEL) counts as whitespace: none may reach a header.
+    line = " ".join(_CONTROL.sub(" ", ascii_text).split())
+    return line[:max(0, int(limit))].strip()
 
 
 def json_safe(obj: Any) -> Any:
@@ -142,9 +158,15 @@ def not_modified(request: Request, etag: str) -> Response | None:
     return None
 
 
-def _binary(data: np.ndarray, headers: dict[str, str], etag: str = "") -> Response:
+def _safe(headers: dict[str, Any]) -> dict[str, str]:
+    """Every contract header through :func:`header_text`; a value made of numbers passes
+    unchanged, a name (``X-Previous``) or URL is made safe whatever the store holds."""
+    return {k: header_text(v, limit=MAX_HEADER_VALUE) for k, v in headers.items()}
+
+
+def _binary(data: np.ndarray, headers: dict[str, Any], etag: str = "") -> Response:
     return Response(content=np.ascontiguousarray(data).tobytes(), media_type=BINARY,
-                    headers={**headers, **_cache_headers(etag)})
+                    headers={**_safe(headers), **_cache_headers(etag)})
 
 
 def float16_response(y: np.ndarray, scale: float, rows: int, *, etag: str = "",
@@ -190,4 +212,4 @@ def basis_response(t: Any) -> Response:
 def atlas_response(png: bytes, layout: dict, etag: str = "") -> Response:
     """A PNG sprite atlas with its grid in ``X-Atlas``."""
     return Response(content=png, media_type="image/png", headers={
-        "X-Atlas": "{cols},{rows},{cell_w},{cell_h},{n}".format(**layout), **_cache_headers(etag)})
+        **_safe({"X-Atlas": "{cols},{rows},{cell_w},{cell_h},{n}".format(**layout)}), **_cache_headers(etag)})

@@ -28,18 +28,30 @@ export { DataSourceError };
 
 export class HttpDataSource {
   /**
-   * @param {string} [base] URL prefix of the API (default: this page's origin).
+   * @param {string} [base] URL of the server's root, where `api/runs` lives. Default '':
+   *   relative to this page, so every request stays under whatever path prefix a proxy
+   *   put the page at (`/proxy/8787/` -> `/proxy/8787/api/runs`). No URL the page asks
+   *   for starts with "/".
    * @param {{fetch?: Function}} [options] `fetch`: the function making the requests
    *   (default: the browser's; tests pass recorded responses through it).
    */
   constructor(base = '', { fetch: fetchImpl } = {}) {
-    this.base = base.replace(/\/$/, '');
+    this.base = base === '' || base.endsWith('/') ? base : `${base}/`;
     // Called unbound: the browser's fetch must not be called as a method of this object.
-    this.fetchImpl = fetchImpl ?? ((url, opts) => fetch(url, opts));
+    // Same-origin credentials: the server's token cookie (`?token=` on the page) goes with
+    // every request, as it does for the page's own scripts.
+    this.fetchImpl = fetchImpl ?? ((url, opts) => fetch(url, { credentials: 'same-origin', ...opts }));
   }
 
   _url(...parts) {
-    return `${this.base}/api/runs/${parts.map((p) => encodeURIComponent(String(p))).join('/')}`;
+    return `${this.base}api/runs/${parts.map((p) => encodeURIComponent(String(p))).join('/')}`;
+  }
+
+  /** A URL the server named (X-Basis: "/api/runs/..."), under this source's base: the
+   * server does not know the prefix a proxy added, so its root-relative path is made
+   * relative to the base. */
+  _serverUrl(url) {
+    return /^https?:/.test(url) ? url : `${this.base}${url.replace(/^\/+/, '')}`;
   }
 
   async _fetch(url, opts) {
@@ -70,7 +82,7 @@ export class HttpDataSource {
   }
 
   async runs() {
-    return this._json(`${this.base}/api/runs`);
+    return this._json(`${this.base}api/runs`);
   }
 
   async meta(runId) {
@@ -118,12 +130,11 @@ export class HttpDataSource {
     const url = this._url(runId, 'transition', layer, epoch, split);
     const { headers, buf } = await this._binary(url);
     const t = wire.transitionSlices(headers, buf, layer);
-    return { ...t, basis: await this._basis(t.basisUrl || `${url}/basis`) };
+    return { ...t, basis: await this._basis(t.basisUrl ? this._serverUrl(t.basisUrl) : `${url}/basis`) };
   }
 
   async _basis(url) {
-    const full = /^https?:/.test(url) ? url : `${this.base}${url.startsWith('/') ? '' : '/'}${url}`;
-    const { headers, buf } = await this._binary(full);
+    const { headers, buf } = await this._binary(url);
     return wire.bases(headers, buf);
   }
 
