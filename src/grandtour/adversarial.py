@@ -412,10 +412,10 @@ def run_adversarial(run_path, *, source=FGSM_SOURCE, target=FGSM_TARGET,
     pixels = ((xs - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
     pixels[0] = images  # the genuine images exactly, not a float round trip
 
-    writer = RunWriter.open(run_path)
-    writer.write_adversarial(name, epoch=epoch, source=src, target=tgt, eps=float(eps),
-                             split=split, example_index=rows, activations=activations,
-                             images=pixels, predictions=predictions, target_loss=target_loss)
+    with RunWriter.open(run_path) as writer:  # the run's writer lock, released at once
+        writer.write_adversarial(name, epoch=epoch, source=src, target=tgt, eps=float(eps),
+                                 split=split, example_index=rows, activations=activations,
+                                 images=pixels, predictions=predictions, target_loss=target_loss)
     hit = predictions == tgt
     first = np.where(hit.any(axis=0), hit.argmax(axis=0), -1)
     return AdversarialSummary(

@@ -20,6 +20,10 @@ from grandtour.errors import GrandTourError
 DATASETS = defaults.DATASETS
 
 
+# What the extras install: a missing one is a message naming the extra, not a traceback.
+_EXTRAS_PACKAGES = frozenset({"torch", "zarr", "matplotlib", "sklearn", "tqdm", "fastapi", "uvicorn", "PIL", "scipy"})
+
+
 def _handler(module: str, function: str):
     def run(args: argparse.Namespace) -> int | None:
         return getattr(importlib.import_module(module), function)(args)
@@ -189,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN")
     p.set_defaults(func=_handler("grandtour.store", "info_command"))
 
+    p = sub.add_parser("check", help="verify a whole run: checksums, metadata, chunks; list what is damaged",
+                       description="Read every committed chunk and record of a run and check it; exit 0 "
+                       "if the run is intact, 1 if something is damaged (listed), 2 if it is not a run.")
+    p.add_argument("run", metavar="RUN")
+    p.set_defaults(func=_handler("grandtour.store", "check_command"))
+
     return parser
 
 
@@ -200,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"grandtour {args.command}: error: {err}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:
-        if err.name and err.name.split(".")[0] in {"torch", "zarr", "matplotlib", "sklearn", "tqdm", "fastapi", "uvicorn", "PIL", "scipy"}:
+        if err.name and err.name.split(".")[0] in _EXTRAS_PACKAGES:
             print(
                 f"grandtour {args.command}: error: this command needs the Python package "
                 f"'{err.name.split('.')[0]}'. Install the extras: pip install 'grandtour[all]' "

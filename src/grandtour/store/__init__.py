@@ -9,11 +9,17 @@ server and the viewer). One run is one directory; its layout is documented in
     every file, directory and field name of a run, the versions, the typed records
     (root metadata, commit record, adversarial attributes); nothing else spells them;
 ``codec``
-    float16 with a power-of-two scale, chunking, atomic JSON writes;
+    float16 with a power-of-two scale, chunking, checksums, atomic JSON writes, disk errors;
 ``validate``
     checks at the boundary and messages that list what exists;
 ``layout``
     an open run directory (metadata, commit record, arrays), shared by reader and writer;
+``integrity``
+    cross-checks of the metadata and the chunks a read needs;
+``lock``
+    :class:`RunLock`: one writer per run at a time (an OS advisory lock);
+``creation``
+    the directory, root and arrays of a new run;
 ``writer``
     :class:`RunWriter`: create a run, append epochs and adversarial records;
 ``reader``
@@ -23,7 +29,11 @@ server and the viewer). One run is one directory; its layout is documented in
 ``importer``
     runs from arrays or ``.npz`` files (``grandtour import``);
 ``info``
-    ``grandtour info``.
+    ``grandtour info``;
+``check``
+    :func:`check_run`, ``grandtour check``: verify a whole run;
+``faults``
+    named fault-injection points inside every write (tests).
 
 Writing is append-only and commits last: an epoch goes to a fresh slot at the end of
 the epoch axis, and only the commit record (replaced atomically) makes it exist.
@@ -32,6 +42,7 @@ Zarr is imported on first use, so ``grandtour --help`` works without it.
 
 # The errors, so a caller of the store needs one import (StoreError was always importable here).
 from grandtour.errors import CorruptFileError, GrandTourError, NotAlignedError, StoreError  # noqa: F401
+from grandtour.store.check import CheckReport, Damage, check_command, check_run
 from grandtour.store.codec import (
     CHUNK_BYTES,
     FLOAT16_MAX,
@@ -43,6 +54,7 @@ from grandtour.store.codec import zarr_module as _zarr  # noqa: F401 - the old p
 from grandtour.store.groups import DerivedGroup
 from grandtour.store.importer import import_command
 from grandtour.store.info import format_info, info_command
+from grandtour.store.lock import LockHolder, RunLock, RunLockedError
 from grandtour.store.reader import AdversarialRecord, Run
 from grandtour.store.schema import (
     COMMIT_FILE,
@@ -61,14 +73,21 @@ __all__ = [
     "FLOAT16_MAX",
     "STORE_VERSION",
     "AdversarialRecord",
+    "CheckReport",
+    "Damage",
     "DerivedGroup",
     "LayerInfo",
+    "LockHolder",
     "NotAlignedError",
     "ProbeSet",
     "Run",
+    "RunLock",
+    "RunLockedError",
     "RunWriter",
     "StoreError",
     "StoreKeyError",
+    "check_command",
+    "check_run",
     "decode_float16",
     "encode_float16",
     "format_info",

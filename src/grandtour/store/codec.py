@@ -6,12 +6,16 @@ the ``store`` extra.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +23,15 @@ import numpy as np
 
 from grandtour import defaults
 from grandtour.errors import StoreError
-from grandtour.store.schema import temp_name
+from grandtour.store import faults
+from grandtour.store.schema import CHECKSUM_KEY, temp_name
 
 #: Largest finite float16. Larger activations are stored divided by a power of two.
 FLOAT16_MAX = 65504.0
+#: Largest finite |activation| a run takes: reads return float32, and a value read back
+#: is ``float16 * scale`` with float16 rounding up by at most 2**-11 (so a margin below
+#: float32's 3.4028e38). A larger finite value is refused, never turned into inf or NaN.
+FLOAT32_SAFE_MAX = float(np.finfo(np.float32).max) / (1 + 2.0**-10)
 #: Largest chunk we aim for; only the first (example, or row) axis is split to stay under it.
 CHUNK_BYTES = defaults.CHUNK_BYTES
 #: Zstandard level of every compressed array: on ReLU activations stored as float16,
@@ -37,16 +46,23 @@ def zarr_module():
     return zarr
 
 
-def compressors() -> list:
-    """The compressor list of every compressed array."""
-    from zarr.codecs import ZstdCodec
+def compressors(compress: bool = True) -> list:
+    """The bytes-to-bytes codecs of every array: Zstandard (unless ``compress`` is False,
+    for tiny arrays), then a crc32c checksum of the stored bytes, verified on every read."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
 
-    return [ZstdCodec(level=ZSTD_LEVEL)]
+    return ([ZstdCodec(level=ZSTD_LEVEL)] if compress else []) + [Crc32cCodec()]
+
+
+#: The runtime configuration of every array the store writes: a chunk holding only the
+#: fill value is written too (zarr skips it by default), so a chunk file missing from a
+#: committed slot is damage, never "all fill values".
+ARRAY_CONFIG = {"write_empty_chunks": True}
 
 
 def now() -> str:
     """The current time, ISO 8601 in UTC to the second (``created``, ``written``)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def rows_per_chunk(n: int, row_bytes: int) -> int:
@@ -80,12 +96,11 @@ def encode_float16(x: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """
     finite = np.isfinite(x)
     bad_rows = ~finite.all(axis=-1)
-    if x.size == 0:
-        peak = 0.0
-    elif bad_rows.any():
-        peak = float(np.abs(x[finite]).max()) if finite.any() else 0.0
-    else:
-        peak = float(np.abs(x).max())
+    peak = finite_peak(x, finite)
+    if peak > FLOAT32_SAFE_MAX:
+        raise StoreError(f"an activation of magnitude {peak:.4g} is beyond what a run stores "
+                         f"({FLOAT32_SAFE_MAX:.4g}, about float32's largest value: reads return "
+                         "float32); rescale the activations before writing them")
     scale = 1.0
     if peak > FLOAT16_MAX:
         k = math.ceil(math.log2(peak / FLOAT16_MAX))
@@ -96,6 +111,17 @@ def encode_float16(x: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     with np.errstate(over="ignore", under="ignore"):
         y = x.astype(np.float16)
     return y, scale, bad_rows
+
+
+def finite_peak(x: np.ndarray, finite: np.ndarray | None = None) -> float:
+    """The largest finite ``|x|`` (0 if none), in float64 whatever the dtype of ``x``."""
+    if x.size == 0:
+        return 0.0
+    if finite is None:
+        finite = np.isfinite(x)
+    if finite.all():
+        return float(np.abs(x).max())
+    return float(np.abs(x[finite]).max()) if finite.any() else 0.0
 
 
 def decode_float16(y: np.ndarray, scale: float) -> np.ndarray:
@@ -130,14 +156,83 @@ def jsonable(obj: Any, what: str) -> Any:
         raise StoreError(f"{what} must be JSON-serialisable (str, numbers, lists, dicts): {err}") from None
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so a reader sees either the old file or the new one, never a torn one."""
-    tmp = path.with_name(temp_name(path.name, os.getpid()))
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)  # atomic on POSIX and Windows
+def json_checksum(doc: dict) -> str:
+    """Checksum of a JSON record, all fields but :data:`~schema.CHECKSUM_KEY` (canonical form)."""
+    body = {k: v for k, v in doc.items() if k != CHECKSUM_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def with_checksum(doc: dict) -> dict:
+    """``doc`` plus its checksum (a new dict)."""
+    return {**{k: v for k, v in doc.items() if k != CHECKSUM_KEY}, CHECKSUM_KEY: json_checksum(doc)}
+
+
+def checksum_ok(doc: dict) -> bool | None:
+    """True if ``doc`` carries a matching checksum, False if it does not match, None if absent."""
+    if CHECKSUM_KEY not in doc:
+        return None
+    return doc[CHECKSUM_KEY] == json_checksum(doc)
+
+
+def temp_path(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` (pid and random token: never shared)."""
+    return path.with_name(temp_name(path.name, os.getpid(), secrets.token_hex(4)))
+
+
+def write_json_atomic(path: Path, obj: Any, *, stage: str = "commit_tmp") -> None:
+    """Write JSON so a reader sees either the old file or the new one, never a torn one.
+
+    The temporary file has a unique name and is removed if the write fails (disk full,
+    read-only directory: a :class:`StoreError` saying so). ``stage`` is the fault point
+    between the temporary file and the rename (:mod:`grandtour.store.faults`).
+    """
+    tmp = temp_path(path)
+    with disk_errors(path, "writing a record"):
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(obj, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            faults.point(stage)
+            os.replace(tmp, path)  # atomic on POSIX and Windows
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+
+def _unlink_quietly(path: Path) -> None:
+    with suppress(OSError):
+        os.unlink(path)
+
+
+# ----------------------------------------------------------------------------- disk errors
+
+#: errno values that mean "this directory cannot be written".
+_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def disk_error_message(err: OSError, path: Path, doing: str) -> str:
+    """What went wrong writing under ``path``, and what to do."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device holding {path} while {doing}; nothing was "
+                "committed, so the run holds what it held before. Free some space, then "
+                "resume (--resume), or write the run elsewhere")
+    if err.errno in _READ_ONLY:
+        return (f"cannot write to {path} while {doing}: {err.strerror or err}; the directory is "
+                "read-only or not yours. Choose a directory you can write to (--out)")
+    return f"cannot write to {path} while {doing}: {type(err).__name__}: {err}"
+
+
+@contextmanager
+def disk_errors(path: Path, doing: str) -> Iterator[None]:
+    """Turn an OSError of a write (disk full, read-only) into a StoreError saying so."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except OSError as err:
+        raise StoreError(disk_error_message(err, Path(path), doing)) from None
 
 
 def file_stamp(path: Path) -> tuple:

@@ -12,14 +12,28 @@ from __future__ import annotations
 
 import json
 import shutil
+import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from grandtour.errors import StoreError
-from grandtour.store.codec import compressors, file_stamp, row_chunks, write_json_atomic, zarr_module
-from grandtour.store.schema import COMMIT_FILE, DERIVED_GROUPS
+from grandtour.store import faults
+from grandtour.store.codec import (
+    ARRAY_CONFIG,
+    checksum_ok,
+    compressors,
+    disk_errors,
+    file_stamp,
+    row_chunks,
+    with_checksum,
+    write_json_atomic,
+    zarr_module,
+)
+from grandtour.store.layout import read_checked
+from grandtour.store.lock import RunLock
+from grandtour.store.schema import CHECKSUM_KEY, COMMIT_FILE, DERIVED_GROUPS
 
 # The command that (re)writes each group, for the message of a damaged one.
 _WRITER_COMMAND = {"alignment": "grandtour align", "comparisons": "grandtour compare"}
@@ -59,9 +73,13 @@ class DerivedGroup:
     stamp : tuple
         Identifies the record file read (or last committed): it changes whenever that
         file is replaced. Compare it with :meth:`Run.group_stamp` to see a new commit.
+
+    A writable group holds the run's writer lock (:class:`~grandtour.store.lock.RunLock`)
+    until :meth:`close` (or its garbage collection); ``with`` closes it.
     """
 
-    def __init__(self, run_path: Path, name: str, record: dict, *, writable: bool, stamp: tuple) -> None:
+    def __init__(self, run_path: Path, name: str, record: dict, *, writable: bool, stamp: tuple,
+                 lock: RunLock | None = None) -> None:
         self.name = _check_group_name(name)
         self.run_path = Path(run_path)
         self.path = self.run_path / name
@@ -69,6 +87,19 @@ class DerivedGroup:
         self.stamp = stamp
         self.writable = writable
         self._zarr_groups: dict[bool, Any] = {}
+        self._release = weakref.finalize(self, lock.release) if lock is not None else None
+
+    def __enter__(self) -> DerivedGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the writer lock of a writable group (idempotent); it can no longer write."""
+        if self._release is not None:
+            self._release()
+        self.writable = False
 
     def __repr__(self) -> str:
         return f"DerivedGroup({self.name!r}, {str(self.path)!r}, writable={self.writable})"
@@ -89,20 +120,20 @@ class DerivedGroup:
         cpath = record_path(run_path, name)
         if not cpath.is_file():
             return None
-        stamp = file_stamp(cpath)
+        lock = RunLock(run_path).acquire() if writable else None
         try:
-            doc = json.loads(cpath.read_text(encoding="utf-8"))
-            if not isinstance(doc, dict):
-                raise TypeError(f"expected a JSON object, got {type(doc).__name__}")
+            stamp = file_stamp(cpath)
+            doc = _read_record(cpath, name, Path(run_path), version_key)
             found = doc[version_key]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise StoreError(f"the {name} record {cpath} is corrupt ({type(err).__name__}: {err}); "
-                             f"{_redo(name, Path(run_path))}") from None
-        if not isinstance(found, int) or isinstance(found, bool) or found > version:
-            raise StoreError(f"{cpath} was written by a newer grandtour ({version_key} {found!r}; "
-                             f"this one reads up to {version}); upgrade grandtour, or "
-                             f"{_redo(name, Path(run_path))}")
-        return cls(run_path, name, doc, writable=writable, stamp=stamp)
+            if not isinstance(found, int) or isinstance(found, bool) or found > version:
+                raise StoreError(f"{cpath} was written by a newer grandtour ({version_key} {found!r}; "
+                                 f"this one reads up to {version}); upgrade grandtour, or "
+                                 f"{_redo(name, Path(run_path))}")
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return cls(run_path, name, doc, writable=writable, stamp=stamp, lock=lock)
 
     @classmethod
     def create(cls, run_path: Path, name: str, record: dict) -> DerivedGroup:
@@ -113,10 +144,17 @@ class DerivedGroup:
         if path.is_symlink() or (path.exists() and not path.is_dir()):
             raise StoreError(f"{path} is not a directory (a file or a link); the {name} group of the "
                              "run goes there. Move it away and try again")
-        if path.exists():
-            shutil.rmtree(path)  # only RUN/<name>: the run itself is untouched
-        path.mkdir(parents=True)
-        group = cls(run_path, name, record, writable=True, stamp=())
+        lock = RunLock(run_path).acquire()
+        try:
+            with disk_errors(path, f"writing the {name} group"):
+                if path.exists():
+                    shutil.rmtree(path)  # only RUN/<name>: the run itself is untouched
+                faults.point("group_cleared")
+                path.mkdir(parents=True)
+            group = cls(run_path, name, record, writable=True, stamp=(), lock=lock)
+        except BaseException:
+            lock.release()
+            raise
         group.commit()
         return group
 
@@ -139,12 +177,18 @@ class DerivedGroup:
         return hasattr(node, "shape")
 
     def read(self, array: str) -> np.ndarray:
-        """The whole array ``array``; StoreError naming the group and the array if it is damaged."""
+        """The whole array ``array``; StoreError naming the group, the array and the chunk
+        if it is missing, fails its checksum or a chunk file is missing."""
+        where = f"{self.name} array {array!r} in {self.path}"
         try:
-            return np.asarray(self._zarr_group(False)[array][...])
-        except Exception as err:  # noqa: BLE001 - missing chunk or metadata: a damaged group
-            raise StoreError(f"{self.name} array {array!r} in {self.path} is missing or corrupt "
-                             f"({type(err).__name__}); {_redo(self.name, self.run_path)}") from None
+            arr = self._zarr_group(False)[array]
+            if not hasattr(arr, "shape"):
+                raise TypeError("a group, not an array")
+        except Exception as err:  # noqa: BLE001 - missing or unreadable metadata: a damaged group
+            raise StoreError(f"{where} is missing or corrupt ({type(err).__name__}); "
+                             f"{_redo(self.name, self.run_path)}") from None
+        return read_checked(arr, self.path / array, array, where=where,
+                            todo=_redo(self.name, self.run_path))
 
     def write(self, array: str, data: np.ndarray) -> None:
         """Write (or replace) the array ``array``: Zstandard level 1, chunked along its first axis.
@@ -155,17 +199,37 @@ class DerivedGroup:
         data = np.asarray(data)
         if data.ndim:  # ascontiguousarray would make a 0-d array 1-d
             data = np.ascontiguousarray(data)
-        self._zarr_group(True).create_array(array, data=data, chunks=row_chunks(data),
-                                            overwrite=True, compressors=compressors())
+        with disk_errors(self.path, f"writing {self.name} array {array!r}"):
+            self._zarr_group(True).create_array(array, data=data, chunks=row_chunks(data),
+                                                overwrite=True, compressors=compressors(),
+                                                config=ARRAY_CONFIG)
 
     def commit(self) -> None:
         """Persist :attr:`record` atomically (readers see the old record or the new one)."""
         self._check_writable()
         cpath = self.path / COMMIT_FILE
-        write_json_atomic(cpath, self.record)
+        write_json_atomic(cpath, with_checksum(self.record))  # raises StoreError if the disk is full
         self.stamp = file_stamp(cpath)
 
     def _check_writable(self) -> None:
         if not self.writable:
             raise StoreError(f"the {self.name} group of {self.run_path} was opened read-only "
-                             "(Run.group); open it with Run.open_group or Run.create_group to write")
+                             "(Run.group) or closed; open it with Run.open_group or Run.create_group "
+                             "to write")
+
+
+def _read_record(cpath: Path, name: str, run_path: Path, version_key: str) -> dict:
+    """A group's record as a dict without its checksum; StoreError if it is damaged."""
+    try:
+        doc = json.loads(cpath.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise TypeError(f"expected a JSON object, got {type(doc).__name__}")
+        doc[version_key]  # KeyError if absent
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise StoreError(f"the {name} record {cpath} is corrupt ({type(err).__name__}: {err}); "
+                         f"{_redo(name, run_path)}") from None
+    if checksum_ok(doc) is False:
+        raise StoreError(f"the {name} record {cpath} is corrupt: its checksum does not match its "
+                         f"content (it was edited or damaged); {_redo(name, run_path)}")
+    doc.pop(CHECKSUM_KEY, None)
+    return doc

@@ -14,6 +14,7 @@ from grandtour.errors import StoreError
 from grandtour.store.codec import decode_float16, file_stamp
 from grandtour.store.groups import DerivedGroup, record_path
 from grandtour.store.importer import read_npz, write_arrays
+from grandtour.store.integrity import adversarial_problems
 from grandtour.store.layout import Layout
 from grandtour.store.schema import (
     ADV_ACTIVATIONS,
@@ -80,6 +81,12 @@ class AdversarialRecord:
         self.example_index = layout.read(f"{gpath}/{ADV_EXAMPLE_INDEX}").astype(np.int64)
         self.predictions = layout.read(f"{gpath}/{ADV_PREDICTIONS}").astype(np.int64)
         self.target_loss = layout.read(f"{gpath}/{ADV_TARGET_LOSS}")
+        problems = adversarial_problems(layout, gpath, meta, self.example_index, self.predictions,
+                                        self.target_loss)
+        if problems:
+            raise StoreError(f"adversarial record {name!r} ({gpath}) of run {layout.path} is "
+                             f"damaged: {'; '.join(problems[:3])}; write it again "
+                             "(`grandtour adversarial RUN`)")
 
     def __repr__(self) -> str:
         return (f"AdversarialRecord({self.name!r}, epoch={self.epoch}, {self.source}->{self.target}, "
@@ -98,7 +105,9 @@ class AdversarialRecord:
                                 f"layers: {', '.join(self.layers)}")
         index = slice(None) if step is None else self._step(step)
         name = f"{self._path}/{ADV_ACTIVATIONS}/{layer}"
-        out = decode_float16(self._layout.read(name, index), float(self._scale.get(layer, 1.0)))
+        context = "" if step is None else f"step {step}"
+        out = decode_float16(self._layout.read(name, index, context=context),
+                             float(self._scale.get(layer, 1.0)))
         counts = self._nonfinite.get(layer, [0] * (self.steps + 1))
         expected = sum(counts) if step is None else counts[index]
         found = int((~np.isfinite(out).all(axis=-1)).sum())
@@ -226,6 +235,19 @@ class Run:
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
 
+    def inputs(self, layer: str) -> tuple[str, ...]:
+        """The recorded layers ``layer`` reads directly (the graph's edges), main path first.
+
+        ``()`` for the input layer. A run in which no layer lists its inputs (written
+        before the graph was recorded, or imported without edges) is the chain: each
+        layer's input is the layer before it.
+        """
+        info = self.layer(layer)
+        if any(lay.inputs for lay in self.layers):
+            return tuple(info.inputs)
+        i = self.layer_names.index(layer)
+        return () if i == 0 else (self.layers[i - 1].name,)
+
     def size(self, split: str) -> int:
         """Number of probe examples N of ``split``."""
         return self._layout.sizes[self._layout.check_split(split)]
@@ -330,7 +352,7 @@ class Run:
         For sending compact binary to the viewer without a float32 round trip.
         """
         name, slot, scale, expected = self._activation_location(layer, epoch, split)
-        y = self._layout.read(name, slot)
+        y = self._layout.read(name, slot, context=f"epoch {epoch} (slot {slot})")
         found = int((~np.isfinite(y).all(axis=1)).sum())
         if found != expected:
             # The commit record counts the non-finite rows written; a missing chunk reads as NaN.
@@ -368,7 +390,8 @@ class Run:
         """Predicted class of each probe example, ``(N,)`` int64; -1 where none was recorded."""
         self._layout.check_split(split)
         slot = self._entry(epoch).slot
-        return self._layout.read(predictions_array(split), slot).astype(np.int64)
+        return self._layout.read(predictions_array(split), slot,
+                                 context=f"epoch {epoch} (slot {slot})").astype(np.int64)
 
     def metrics(self, split: str) -> dict[str, np.ndarray]:
         """Metrics aligned with :attr:`epochs`: loss (E,), accuracy (E,), class_loss (E, C),
@@ -378,7 +401,7 @@ class Run:
         out = {}
         for name in METRIC_NAMES:
             array = metrics_array(split, name)
-            full = self._layout.read(array)
+            full = self._layout.read(array, slots=slots)
             if slots and full.shape[0] <= max(slots):
                 raise StoreError(f"array '{array}' of run {self.path} is shorter "
                                  f"({full.shape[0]}) than the committed epochs need; re-create the run")
@@ -393,7 +416,8 @@ class Run:
         self.layer(layer)
         entry = self._entry(epoch)
         names = entry.params.get(layer, [])
-        return {p: self._layout.read(params_array(layer, p), entry.slot) for p in names}
+        return {p: self._layout.read(params_array(layer, p), entry.slot,
+                                     context=f"epoch {epoch} (slot {entry.slot})") for p in names}
 
     # -- adversarial ---------------------------------------------------------------
 

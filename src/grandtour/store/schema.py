@@ -17,6 +17,7 @@ A run directory::
       adversarial/<name>/<generation>/...
       alignment/, comparisons/        derived groups: a Zarr group plus its own commit.json
       train_state.pt                  the trainer's resume state (grandtour.train)
+      writer.lock                     the single-writer lock (store.lock): pid, host, command
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import numpy as np
 
 #: Version of the on-disk layout; a reader refuses a run written with a newer one.
 STORE_VERSION = 1
+#: The oldest layout version this grandtour reads (a smaller or non-integer one is refused).
+MIN_STORE_VERSION = 1
 #: The attribute (in ``zarr.json``) and field (in ``commit.json``) holding that version.
 VERSION_KEY = "grandtour_store_version"
 
@@ -43,6 +46,29 @@ ZARR_META = "zarr.json"
 COMMIT_FILE = "commit.json"
 #: The trainer's resume state (written by grandtour.train, kept by the store's overwrite).
 TRAIN_STATE = "train_state.pt"
+#: The single-writer lock of a run (store.lock): held with an OS advisory lock by the one
+#: process writing the run; its content (JSON: pid, host, command, since) names that process.
+LOCK_FILE = "writer.lock"
+
+# ----------------------------------------------------------------------------- integrity
+
+#: Root attribute of runs whose every chunk carries a crc32c checksum and is written even
+#: when it holds only fill values, and whose JSON records carry a checksum. Runs without
+#: it (written before) stay readable: their arrays are read as they are.
+INTEGRITY_KEY = "grandtour_integrity"
+INTEGRITY_VERSION = 1
+#: Field of a JSON record (root attributes, commit records, group records) holding the
+#: checksum of the rest of the record (``codec.json_checksum``).
+CHECKSUM_KEY = "grandtour_checksum"
+#: Name of Zarr v3's checksum codec in an array's metadata.
+CRC32C_CODEC = "crc32c"
+
+# ----------------------------------------------------------------------------- limits
+
+#: Epoch numbers are at most this (the server and the viewer hold them as 32-bit ints).
+MAX_EPOCH = 2**31 - 1
+#: Classes per run: predictions are stored as int16.
+MAX_CLASSES = 32767
 
 PROBES = "probes"
 ACTIVATIONS = "activations"
@@ -55,7 +81,7 @@ ADVERSARIAL = "adversarial"
 DERIVED_GROUPS = ("alignment", "comparisons")
 #: What a run directory may hold; ``RunWriter.create(overwrite=True)`` deletes only such a directory.
 RUN_ENTRIES = frozenset({ZARR_META, COMMIT_FILE, PROBES, ACTIVATIONS, PREDICTIONS, METRICS,
-                         PARAMS, ADVERSARIAL, TRAIN_STATE, *DERIVED_GROUPS})
+                         PARAMS, ADVERSARIAL, TRAIN_STATE, LOCK_FILE, *DERIVED_GROUPS})
 
 #: Per-epoch metrics of each split; a ``class_`` one holds a value per class.
 METRIC_NAMES = ("loss", "accuracy", "class_loss", "class_accuracy")
@@ -77,15 +103,23 @@ def is_per_class(metric: str) -> bool:
     return metric.startswith("class_")
 
 
-def temp_name(filename: str, pid: int) -> str:
-    """The temporary file a JSON record is written to before it replaces ``filename``."""
-    return f".{filename}.{pid}.tmp"
+def temp_name(filename: str, pid: int, token: str) -> str:
+    """The temporary file a file is written to before it replaces ``filename``.
+
+    Unique per process (``pid``) and per write (``token``, random hex), so two writers,
+    or two threads, never share one.
+    """
+    return f".{filename}.{pid}.{token}.tmp"
+
+
+# What temp_name makes (and the older ".<name>.<pid>.tmp" and "<name>.tmp").
+_TEMP = re.compile(r"^\..+\.[0-9]+(\.[0-9a-f]+)?\.tmp$")
 
 
 def is_temp_leftover(filename: str) -> bool:
     """A temporary file a killed writer may have left (ours, or zarr's ``*.partial``)."""
-    return filename.endswith(ZARR_PARTIAL_SUFFIX) or (
-        filename.startswith(f".{COMMIT_FILE}.") and filename.endswith(".tmp"))
+    return (filename.endswith(ZARR_PARTIAL_SUFFIX) or bool(_TEMP.match(filename))
+            or filename == f"{TRAIN_STATE}.tmp")
 
 
 def is_temp_entry(filename: str) -> bool:
@@ -155,6 +189,10 @@ class LayerInfo:
         tuples come back as lists.
     static : bool
         Same activations at every epoch (the input): stored once.
+    inputs : tuple of str
+        The recorded layers this layer reads directly (the graph's edges; ``input`` has
+        none). A run in which no layer lists any is read as the chain of its layers
+        (runs written before the graph was recorded): see ``Run.inputs``.
     """
 
     name: str
@@ -163,6 +201,7 @@ class LayerInfo:
     module: str = ""
     config: dict = field(default_factory=dict)
     static: bool = False
+    inputs: tuple[str, ...] = ()
 
     @property
     def dim(self) -> int:
@@ -172,13 +211,15 @@ class LayerInfo:
     def to_json(self, config: dict) -> dict:
         """The entry of ``layers`` in the root attributes (``config`` already JSON-able)."""
         return {"name": self.name, "kind": str(self.kind), "shape": [int(s) for s in self.shape],
-                "module": str(self.module), "static": bool(self.static), "config": config}
+                "module": str(self.module), "static": bool(self.static), "config": config,
+                "inputs": [str(i) for i in self.inputs]}
 
     @classmethod
     def from_json(cls, doc: dict) -> LayerInfo:
         return cls(name=doc["name"], kind=doc["kind"], shape=tuple(int(s) for s in doc["shape"]),
                    module=doc.get("module", ""), config=dict(doc.get("config") or {}),
-                   static=bool(doc.get("static", False)))
+                   static=bool(doc.get("static", False)),
+                   inputs=tuple(str(i) for i in doc.get("inputs") or ()))
 
 
 @dataclass(frozen=True)
@@ -231,15 +272,16 @@ class RootMeta:
     config: dict
     created: str
     uid: str = ""
+    integrity: int = 0
 
     @staticmethod
     def attributes(*, dataset: str, class_names: list[str], layer_docs: list[dict],
                    splits: list[str], probe_docs: dict[str, dict], config: dict,
                    created: str, uid: str) -> dict:
-        """The root attributes of a new run."""
-        return {VERSION_KEY: STORE_VERSION, "dataset": str(dataset), "class_names": class_names,
-                "layers": layer_docs, "splits": splits, "probes": probe_docs, "config": config,
-                "created": created, "uid": uid}
+        """The root attributes of a new run (without their checksum: ``codec.with_checksum``)."""
+        return {VERSION_KEY: STORE_VERSION, INTEGRITY_KEY: INTEGRITY_VERSION, "dataset": str(dataset),
+                "class_names": class_names, "layers": layer_docs, "splits": splits,
+                "probes": probe_docs, "config": config, "created": created, "uid": uid}
 
     @staticmethod
     def identity_of(attrs: dict) -> tuple[str, str]:
@@ -258,7 +300,7 @@ class RootMeta:
                    layers=[LayerInfo.from_json(d) for d in attrs["layers"]],
                    splits=list(attrs["splits"]), probes=dict(attrs["probes"]),
                    config=dict(attrs.get("config") or {}), created=str(attrs.get("created", "")),
-                   uid=str(attrs.get("uid", "")))
+                   uid=str(attrs.get("uid", "")), integrity=int(attrs.get(INTEGRITY_KEY, 0)))
 
 
 #: The root attribute :meth:`RunWriter.update_config` changes.

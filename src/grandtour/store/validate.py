@@ -101,4 +101,19 @@ def activation_matrix(value: Any, layer: LayerInfo, lead: tuple[int, ...], what:
         raise StoreError(f"{what} must be a real-valued array, got dtype {arr.dtype}")
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float64)
+    check_magnitude(arr, what)
     return arr.reshape(lead + (layer.dim,))
+
+
+def check_magnitude(arr: np.ndarray, what: str) -> None:
+    """Refuse finite values a run cannot give back (reads return float32), before anything
+    is written: a float64 1e300 would otherwise need a scale beyond float32 (NaN on read)."""
+    from grandtour.store.codec import FLOAT32_SAFE_MAX, finite_peak
+
+    if arr.dtype.itemsize <= 4 and np.issubdtype(arr.dtype, np.floating):
+        return  # float32 and narrower: every finite value is representable
+    peak = finite_peak(arr)
+    if peak > FLOAT32_SAFE_MAX:
+        raise StoreError(f"{what} holds a value of magnitude {peak:.4g}, beyond what a run stores "
+                         f"({FLOAT32_SAFE_MAX:.4g}, about float32's largest: reads return float32); "
+                         "rescale the activations before writing them")

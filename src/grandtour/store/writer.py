@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -12,36 +12,43 @@ from typing import ClassVar
 import numpy as np
 
 from grandtour.errors import StoreError
+from grandtour.store import faults
 from grandtour.store.codec import (
+    ARRAY_CONFIG,
     compressors,
+    disk_errors,
     encode_float16,
     jsonable,
     now,
     parallel,
     rows_per_chunk,
-    write_json_atomic,
-    zarr_module,
+    with_checksum,
 )
-from grandtour.store.layout import Layout, prepare_directory, remove_leftovers
+from grandtour.store.creation import lock_new_directory, undo_creation, write_new_run
+from grandtour.store.integrity import read_array_meta
+from grandtour.store.layout import (
+    Layout,
+    check_directory,
+    clear_directory,
+    missing_run_message,
+    remove_leftovers,
+)
+from grandtour.store.lock import RunLock
 from grandtour.store.schema import (
-    ACTIVATIONS,
     ADV_ACTIVATIONS,
     ADV_EXAMPLE_INDEX,
     ADV_IMAGES,
     ADV_PREDICTIONS,
     ADV_TARGET_LOSS,
     ADVERSARIAL,
-    CLASS,
-    COMMIT_FILE,
+    CHECKSUM_KEY,
     CONFIG_ATTR,
     DIM,
     EXAMPLE,
+    MAX_CLASSES,
+    MAX_EPOCH,
     METRIC_NAMES,
-    METRICS,
     PARAMS,
-    PREDICTIONS,
-    PROBES,
-    SLOT,
     STEP,
     AdversarialEntry,
     AdversarialMeta,
@@ -75,8 +82,11 @@ from grandtour.store.validate import (
 class RunWriter:
     """Writes a run: created once, then one :meth:`write_epoch` per recorded epoch.
 
-    Only one writer should append to a run at a time (several processes writing the
-    same run is not supported). Readers (:class:`Run`) may be open meanwhile.
+    A writer holds the run's single-writer lock (:class:`~grandtour.store.lock.RunLock`)
+    from :meth:`create` or :meth:`open` until :meth:`close` (or the end of a ``with``
+    block, or its garbage collection): a second process's writer is refused with a
+    :class:`~grandtour.store.lock.RunLockedError` naming the holder. Writers in the same
+    process share the lock. Readers (:class:`Run`) never need it and may be open meanwhile.
 
     Attributes
     ----------
@@ -91,12 +101,15 @@ class RunWriter:
         The training config as stored; change it with :meth:`update_config`.
     """
 
-    #: Testing aid: called with a stage name ("resized", "activations", "before_commit")
-    #: inside :meth:`write_epoch`, so a test can kill the process at that point.
+    #: Testing aid: called with a stage name (``grandtour.store.faults.STAGES``: "resized",
+    #: "activations", "before_commit", ...) inside every write, so a test can kill the
+    #: process at that point.
     _test_hook: ClassVar[Callable[[str], None] | None] = None
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, lock: RunLock) -> None:
         self._layout = layout
+        self.lock = lock
+        self._release = weakref.finalize(self, lock.release)
         self.path = layout.path
         self.dataset = layout.dataset
         self.class_names = list(layout.class_names)
@@ -114,7 +127,17 @@ class RunWriter:
         self.close()
 
     def close(self) -> None:
-        """Nothing to flush (every write is complete when it returns); kept for `with`."""
+        """Release the writer lock (every write is complete when it returns). Idempotent."""
+        self._release()
+
+    @property
+    def closed(self) -> bool:
+        return not self._release.alive
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreError(f"this writer of {self.path} is closed; open the run again "
+                             "(RunWriter.open) to write to it")
 
     @property
     def epochs(self) -> list[int]:
@@ -146,9 +169,9 @@ class RunWriter:
         class_names = [str(c) for c in class_names]
         if not class_names:
             raise StoreError("class_names is empty: a run needs at least one class")
-        if len(class_names) > 32767:
+        if len(class_names) > MAX_CLASSES:
             raise StoreError(f"{len(class_names)} classes: predictions are stored as int16, "
-                             "so at most 32767 classes are supported")
+                             f"so at most {MAX_CLASSES} classes are supported")
         layers = list(layers)
         if not layers:
             raise StoreError("no layers: give at least one LayerInfo")
@@ -197,45 +220,34 @@ class RunWriter:
             probe_arrays[split] = arrays
             probe_docs[split] = probe_doc(n, indices="indices" in arrays, images=image_shape)
         config_doc = jsonable(dict(config or {}), "config")
+        attributes = with_checksum(RootMeta.attributes(
+            dataset=dataset, class_names=class_names, layer_docs=layer_docs, splits=splits,
+            probe_docs=probe_docs, config=config_doc, created=now(), uid=uuid.uuid4().hex))
 
-        prepare_directory(path, overwrite)
-        zarr = zarr_module()
-        root = zarr.open_group(zarr.storage.LocalStore(path), mode="w", zarr_format=3,
-                               attributes=RootMeta.attributes(
-                                   dataset=dataset, class_names=class_names, layer_docs=layer_docs,
-                                   splits=splits, probe_docs=probe_docs, config=config_doc,
-                                   created=now(), uid=uuid.uuid4().hex))
-        n_classes = len(class_names)
-        comp = compressors()
-        for split in splits:
-            g = root.require_group(PROBES).require_group(split)
-            for name, arr in probe_arrays[split].items():
-                row = int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.itemsize
-                g.create_array(name, data=arr, chunks=(rows_per_chunk(arr.shape[0], row),) + arr.shape[1:],
-                               compressors=comp)
-            n = probe_docs[split]["size"]
-            acts = root.require_group(ACTIVATIONS).require_group(split)
-            for layer in layers:
-                dim = int(math.prod(layer.shape))
-                acts.create_array(layer.name, shape=(1 if layer.static else 0, n, dim),
-                                  chunks=(1, rows_per_chunk(n, 2 * dim), dim), dtype="float16",
-                                  fill_value=np.nan, compressors=comp,
-                                  dimension_names=(SLOT, EXAMPLE, DIM))
-            root.require_group(PREDICTIONS).create_array(
-                split, shape=(0, n), chunks=(1, n), dtype="int16", fill_value=-1,
-                compressors=comp, dimension_names=(SLOT, EXAMPLE))
-            mg = root.require_group(METRICS).require_group(split)
-            for name in METRIC_NAMES:
-                per_class = is_per_class(name)
-                mg.create_array(name, shape=(0, n_classes) if per_class else (0,),
-                                chunks=(1, n_classes) if per_class else (1,), dtype="float64",
-                                fill_value=np.nan, compressors=None,
-                                dimension_names=(SLOT, CLASS) if per_class else (SLOT,))
-        root.require_group(PARAMS)
-        root.require_group(ADVERSARIAL)
-        # Last: until the commit record exists, the directory is not a readable run.
-        write_json_atomic(path / COMMIT_FILE, CommitRecord().to_json())
-        return cls(Layout(path, read_only=False))
+        check_directory(path, overwrite, locked=False)  # no lock file in a directory that is no run
+        lock, made = lock_new_directory(path)
+        try:
+            check_directory(path, overwrite)  # again under the lock: another creator may have won
+        except BaseException:
+            lock.release()  # refused: the directory is left exactly as it was
+            raise
+        try:
+            with disk_errors(path, "creating the run"):
+                clear_directory(path)  # everything but the lock file: never a run under a live writer
+                faults.point("create_locked")
+                write_new_run(path, attributes, probe_arrays, probe_docs, layers, splits,
+                               len(class_names))
+            writer = cls(Layout(path, read_only=False), lock)
+        except Exception:
+            # Nothing half-written stays behind: a directory we made goes, one that existed
+            # is left empty (a simulated kill, a BaseException, leaves what a kill would).
+            undo_creation(path, made)
+            lock.release()
+            raise
+        except BaseException:
+            lock.release()
+            raise
+        return writer
 
     @classmethod
     def open(cls, path) -> RunWriter:
@@ -245,14 +257,27 @@ class RunWriter:
         an epoch that was being written is reused by the next :meth:`write_epoch`.
         """
         path = Path(path)
-        layout = Layout(path, read_only=False)
-        remove_leftovers(path)
-        return cls(layout)
+        msg = missing_run_message(path)  # before the lock: no lock file in a directory that is no run
+        if msg:
+            raise StoreError(msg)
+        lock = RunLock(path).acquire()
+        try:
+            layout = Layout(path, read_only=False)
+            with disk_errors(path, "removing what an interrupted write left"):
+                remove_leftovers(path, layout.commit)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(layout, lock)
 
     def update_config(self, changes: Mapping) -> None:
         """Merge ``changes`` into the stored training config (e.g. on resume)."""
+        self._check_open()
         merged = jsonable({**self.config, **dict(changes)}, "config")
-        self._layout.root.attrs.update({CONFIG_ATTR: merged})
+        attrs = with_checksum({**self._layout.attrs, CONFIG_ATTR: merged})
+        with disk_errors(self.path, "updating the run's config"):
+            self._layout.root.attrs.update({CONFIG_ATTR: merged, CHECKSUM_KEY: attrs[CHECKSUM_KEY]})
+        self._layout.attrs = attrs
         self.config = merged
 
     # -- epochs --------------------------------------------------------------------
@@ -262,12 +287,15 @@ class RunWriter:
         # e.g. the trainer's and the adversarial command's) does not lose its entries.
         record = self._layout.read_commit()
         change(record)
-        self._layout.write_commit(record)
+        epochs = [e.epoch for e in record.epochs]
+        if len(set(epochs)) != len(epochs):  # the lock prevents it; never write it anyway
+            raise StoreError(f"refusing to commit a duplicate epoch to {self.path}: another "
+                             "writer committed the same epoch meanwhile")
+        with disk_errors(self.path, "committing"):
+            self._layout.write_commit(record)
 
     def _hook(self, stage: str) -> None:
-        hook = type(self)._test_hook
-        if hook is not None:
-            hook(stage)
+        faults.point(stage)
 
     def write_epoch(self, epoch: int, *,
                     activations: Mapping[str, Mapping[str, np.ndarray]],
@@ -298,11 +326,15 @@ class RunWriter:
         call leaves the run with the epochs completed before, and writing the same
         epoch again reuses (overwrites) the partial slot.
         """
+        self._check_open()
         layout = self._layout
         layout.commit = layout.read_commit()
         epoch = as_int(epoch, "epoch")
         if epoch < 0:
             raise StoreError(f"epoch must be >= 0, got {epoch}")
+        if epoch > MAX_EPOCH:
+            raise StoreError(f"epoch {epoch} is too large: epochs are at most {MAX_EPOCH} (2^31 - 1: "
+                             "the server and the viewer hold them as 32-bit integers); number them from 0")
         if epoch in self.epochs:
             raise StoreError(f"epoch {epoch} is already in run {self.path}: epochs are append-only. "
                              f"Completed epochs: {describe_epochs(self.epochs)}")
@@ -355,12 +387,26 @@ class RunWriter:
             for pname, value in named.items():
                 check_name(pname, "parameter")
                 arr = as_array(value, f"params[{lname!r}][{pname!r}]").astype(np.float32)
-                existing = layout.root.get(params_array(lname, pname))
-                if existing is not None and tuple(existing.shape[1:]) != arr.shape:
+                # Its metadata file, not zarr's Group.get: a KeyError raised through zarr's
+                # sync() would pin this frame (and the writer, and its lock) in a cycle.
+                existing = read_array_meta(self.path, params_array(lname, pname))
+                if existing is not None and tuple(existing["shape"][1:]) != arr.shape:
                     raise StoreError(f"params[{lname!r}][{pname!r}] has shape {arr.shape}, but "
-                                     f"earlier epochs stored {tuple(existing.shape[1:])}")
+                                     f"earlier epochs stored {tuple(existing['shape'][1:])}")
                 pars[lname, pname] = arr
 
+        with disk_errors(self.path, f"writing epoch {epoch}"):
+            try:
+                self._write_slot(epoch, acts, preds, mets, pars)
+            except OSError:
+                remove_leftovers(self.path)  # nothing committed: the run reads as before
+                raise
+        self._hook("committed")
+
+    def _write_slot(self, epoch: int, acts: dict, preds: dict, mets: dict, pars: dict) -> None:
+        """Write a validated epoch into a fresh slot and commit it (see :meth:`write_epoch`)."""
+        layout = self._layout
+        n_classes = len(self.class_names)
         # ---- write into a fresh slot (one past the last committed one)
         committed_slots = [e.slot for e in layout.commit.epochs]
         slot = max(committed_slots) + 1 if committed_slots else 0
@@ -378,12 +424,13 @@ class RunWriter:
         names += [predictions_array(split) for split in self.splits]
         names += [metrics_array(split, name) for split in self.splits for name in METRIC_NAMES]
         for (lname, pname), arr in pars.items():
-            if root.get(params_array(lname, pname)) is None:
+            if read_array_meta(self.path, params_array(lname, pname)) is None:
                 group = root.require_group(PARAMS).require_group(lname)
                 row = int(np.prod(arr.shape[1:], dtype=np.int64)) * 4
                 chunks = (1,) + ((rows_per_chunk(arr.shape[0], row),) + arr.shape[1:] if arr.ndim else ())
                 group.create_array(pname, shape=(slot + 1,) + arr.shape, chunks=chunks,
-                                   dtype="float32", fill_value=np.nan, compressors=comp)
+                                   dtype="float32", fill_value=np.nan, compressors=comp,
+                                   config=ARRAY_CONFIG)
             names.append(params_array(lname, pname))
         arrays = dict(zip(names, parallel(grown, names), strict=True))
         self._hook("resized")
@@ -492,6 +539,7 @@ class RunWriter:
         The record is written to a new generation group and then committed, so a reader
         never sees a half-written record; the previous generation is deleted afterwards.
         """
+        self._check_open()
         layout = self._layout
         layout.commit = layout.read_commit()
         check_name(name, "adversarial record")
@@ -537,33 +585,51 @@ class RunWriter:
         previous = previous_entry.path if previous_entry is not None else None
         generation = generation_of(previous) + 1 if previous else 0
         gpath = adversarial_group(name, generation)
-        comp = compressors()
         meta = AdversarialMeta(epoch=epoch, source=source, target=target, eps=eps, split=split,
                                steps=n_steps - 1, layers=list(acts))
+        encoded = {lname: encode_float16(x) for lname, x in acts.items()}  # may refuse a value
+        with disk_errors(self.path, f"writing adversarial record {name!r}"):
+            try:
+                self._write_generation(name, generation, meta, index, preds, loss, imgs, encoded)
+            except OSError:
+                shutil.rmtree(self.path / gpath, ignore_errors=True)  # never committed
+                remove_leftovers(self.path)
+                raise
+        self._hook("adversarial_arrays")
+
+        def change(record: CommitRecord) -> None:
+            record.adversarial[name] = AdversarialEntry(path=gpath, written=now())
+
+        self._commit(change)
+        self._hook("adversarial_committed")
+        if previous:
+            shutil.rmtree(self.path / previous, ignore_errors=True)
+
+    def _write_generation(self, name: str, generation: int, meta: AdversarialMeta, index: np.ndarray,
+                          preds: np.ndarray, loss: np.ndarray, imgs: np.ndarray,
+                          encoded: dict[str, tuple[np.ndarray, float, np.ndarray]]) -> None:
+        """The arrays and attributes of one adversarial generation group (not yet committed)."""
+        comp = compressors()
+        m = index.shape[0]
         # overwrite=True: a generation left half-written by a killed process is replaced.
-        group = layout.root.require_group(ADVERSARIAL).require_group(name).create_group(
+        group = self._layout.root.require_group(ADVERSARIAL).require_group(name).create_group(
             str(generation), overwrite=True, attributes=meta.attributes())
-        group.create_array(ADV_EXAMPLE_INDEX, data=index, compressors=comp)
-        group.create_array(ADV_PREDICTIONS, data=preds.astype(np.int16), chunks=(1, m), compressors=comp)
-        group.create_array(ADV_TARGET_LOSS, data=loss, compressors=None)
+        group.create_array(ADV_EXAMPLE_INDEX, data=index, compressors=comp, config=ARRAY_CONFIG)
+        group.create_array(ADV_PREDICTIONS, data=preds.astype(np.int16), chunks=(1, m), compressors=comp,
+                           config=ARRAY_CONFIG)
+        group.create_array(ADV_TARGET_LOSS, data=loss, compressors=compressors(False),
+                           config=ARRAY_CONFIG)
         row = int(np.prod(imgs.shape[2:], dtype=np.int64))
         group.create_array(ADV_IMAGES, data=imgs, chunks=(1, rows_per_chunk(m, row)) + imgs.shape[2:],
-                           compressors=comp)
+                           compressors=comp, config=ARRAY_CONFIG)
         ag = group.require_group(ADV_ACTIVATIONS)
-        for lname, x in acts.items():
-            y, scale, bad_rows = encode_float16(x)
-            dim = x.shape[-1]
+        for lname, (y, scale, bad_rows) in encoded.items():
+            dim = y.shape[-1]
             ag.create_array(lname, data=y, chunks=(1, rows_per_chunk(m, 2 * dim), dim),
-                            compressors=comp, dimension_names=(STEP, EXAMPLE, DIM))
+                            compressors=comp, dimension_names=(STEP, EXAMPLE, DIM), config=ARRAY_CONFIG)
             if scale != 1.0:
                 meta.scale[lname] = scale
             if bad_rows.any():
                 meta.nonfinite[lname] = [int(c) for c in bad_rows.sum(axis=1)]
         group.attrs.update(meta.counts())
 
-        def change(record: CommitRecord) -> None:
-            record.adversarial[name] = AdversarialEntry(path=gpath, written=now())
-
-        self._commit(change)
-        if previous:
-            shutil.rmtree(self.path / previous, ignore_errors=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from grandtour import defaults
 from grandtour.data import load_dataset
 from grandtour.errors import GrandTourError
-from grandtour.store import RunWriter
+from grandtour.store import Run
 from grandtour.train.loop import train
 from grandtour.train.settings import _check_settings, resolve_device
 from grandtour.train.summary import training_summary
@@ -42,7 +42,7 @@ def train_command(args) -> int:
     }
     name, data_dir, epochs = args.dataset or defaults.DATASET, args.data_dir, args.epochs
     if args.resume:
-        stored = RunWriter.open(args.out).config
+        stored = Run.open(args.out).config  # a read: no writer lock needed
         for key, value in given.items():
             if value is None and key in stored:
                 given[key] = stored[key]

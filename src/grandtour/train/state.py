@@ -14,6 +14,7 @@ from torch import nn
 
 from grandtour.errors import CorruptFileError, GrandTourError, StoreError
 from grandtour.store import Run
+from grandtour.store.codec import temp_path
 
 #: The training state (optimizer, random states) of the last epochs, in the run directory.
 STATE_FILE = "train_state.pt"
@@ -51,7 +52,7 @@ def _capture_state(epoch, model, optimizer, generator, device) -> dict:
 def _save_states(run_dir: Path, states: Mapping[int, dict]) -> None:
     """Replace :data:`STATE_FILE` atomically: a reader sees the old file or the new one."""
     path = run_dir / STATE_FILE
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_path(path)  # unique: two processes never share a temp file
     with open(tmp, "wb") as f:
         torch.save({"format": _STATE_FORMAT, "states": dict(states)}, f)
         f.flush()
@@ -72,7 +73,7 @@ def _load_state(run_dir: Path, epoch: int) -> dict:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         states = saved["states"]
-    except Exception as err:  # any unreadable file: torch raises several kinds
+    except Exception as err:  # noqa: BLE001 - any unreadable file: torch raises several kinds
         raise CorruptFileError(
             f"cannot resume {run_dir}: {path} is unreadable ({type(err).__name__}: {err}); {fresh}"
         ) from None
