@@ -150,8 +150,8 @@ def main() -> None:
 
     print(f"operator = ARPACK top-{args.k} triplets through conv/adjoint; dense = build M, "
           f"numpy.linalg.svd; align = C = R^T M R through the operator + full SVD (threshold {THRESHOLD}).")
-    print(f"{args.threads} thread(s) per method ({os.cpu_count()} CPUs); MB = peak resident memory of the step above the resident "
-          "memory before it, each method in its own process.\n")
+    print(f"{args.threads} thread(s) per method ({os.cpu_count()} CPUs); MB = peak resident memory of the step "
+          "above the resident memory before it, each method in its own process.\n")
     head = (f"{'layer':34} {'n_in x n_out':>13} {'operator s':>10} {'dense s':>9} {'dense/op':>8} "
             f"{'op MB':>7} {'dense MB':>9} {'max rel diff top-k':>18} {'align s':>8} {'align MB':>8}")
     print(head)

@@ -30,8 +30,10 @@ ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--disable-background-net
 
 RAF_PROBE = """async (ms) => {
   const t = []; const end = performance.now() + ms;
-  await new Promise((done) => { const f = (now) => { t.push(now); if (now < end) requestAnimationFrame(f); else done(); };
-                                 requestAnimationFrame(f); });
+  await new Promise((done) => {
+    const f = (now) => { t.push(now); if (now < end) requestAnimationFrame(f); else done(); };
+    requestAnimationFrame(f);
+  });
   const d = t.slice(1).map((x, i) => x - t[i]).sort((a, b) => a - b);
   return d[Math.floor(d.length / 2)];
 }"""

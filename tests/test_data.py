@@ -14,6 +14,7 @@ import pickle
 import struct
 import tarfile
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ class Py2Pickler(pickle._Pickler):
     """Writes pickles the way Python 2's cPickle did (the official CIFAR-10 files):
     every ``str``/``bytes`` as a byte string (BINSTRING), numpy under ``numpy.core``."""
 
-    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch: ClassVar[dict] = dict(pickle._Pickler.dispatch)
 
     def save_py2_str(self, obj):
         raw = obj if isinstance(obj, bytes) else obj.encode("latin1")

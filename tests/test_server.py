@@ -31,7 +31,7 @@ PIL_Image = pytest.importorskip("PIL.Image")
 with warnings.catch_warnings():
     # Starlette >= 1.x prefers the `httpx2` fork for its test client; `httpx` still works.
     warnings.simplefilter("ignore", UserWarning)
-    from fastapi.testclient import TestClient  # noqa: E402
+    from fastapi.testclient import TestClient
 
 from grandtour import server  # noqa: E402
 from grandtour.errors import GrandTourError, StoreError  # noqa: E402
@@ -298,7 +298,7 @@ def test_adversarial_endpoints(client: TestClient, run_dir: Path) -> None:
     assert resp.headers["x-shape"] == "4,2"
     np.testing.assert_array_equal(np.frombuffer(resp.content, "<i2").reshape(4, 2), rec.predictions)
     resp = client.get("/api/runs/my-run/adversarial/default/images")
-    cols, rows, cw, ch, n = map(int, resp.headers["x-atlas"].split(","))
+    cols, _rows, cw, ch, n = map(int, resp.headers["x-atlas"].split(","))
     assert n == 8
     pix = np.asarray(PIL_Image.open(io.BytesIO(resp.content)))
     i = 1 * 2 + 1  # step 1, example 1: step-major cells

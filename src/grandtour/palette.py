@@ -47,7 +47,7 @@ def _js_round(x: float) -> int:
     return int(r + 1 if x - r >= 0.5 else r)
 
 
-def _hsl(h: float, s: float, l: float) -> tuple[int, int, int]:
+def _hsl(h: float, s: float, l: float) -> tuple[int, int, int]:  # noqa: E741 - CSS names it l
     """colors.js ``hsl``: CSS's HSL to RGB, operation for operation."""
     a = s * min(l, 1 - l)
 

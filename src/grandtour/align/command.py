@@ -25,6 +25,6 @@ def align_command(args) -> int:
     for name, red in summary["reductions"].items():
         print(f"  {name}: shown in {red['rank']} of {red['dim']} dims, "
               f"{100 * red['variance_kept']:.1f} % of the pooled variance kept")
-    for name, note in summary["fallbacks"].items():
+    for note in summary["fallbacks"].values():
         print(f"  warning: {note}", file=sys.stderr)
     return 0
