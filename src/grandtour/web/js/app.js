@@ -282,7 +282,8 @@ class App {
   }
 
   _loop(ts) {
-    const dt = this._last == null ? 0 : Math.min(0.1, Math.max(0, (ts - this._last) / 1000));
+    // Slow frames move further (up to a quarter second each): animations keep to time.
+    const dt = this._last == null ? 0 : Math.min(0.25, Math.max(0, (ts - this._last) / 1000));
     this._last = ts;
     // Stepped by hand (the test hook's clock): frames advance only through tick().
     if (!this.manual) this.tick(dt);

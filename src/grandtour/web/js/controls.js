@@ -62,8 +62,21 @@ export function bindControls(app) {
   el.advSlider.addEventListener('input', () => actions.setAdvStep(Math.round(Number(el.advSlider.value))));
   el.advSelect.addEventListener('change', () => actions.setAdversarial(el.advSelect.value || null));
   // A slider keeps no keyboard focus: the page's arrow keys step epochs and layers.
+  // Its thumb follows the state except while the pointer holds it (not while it merely
+  // has focus: a click on the track jumps the value, and the thumb must show the jump).
+  const held = new Set();
   for (const s of [el.epochSlider, el.layerSlider, el.advSlider, el.speed]) {
     s.addEventListener('change', () => s.blur());
+    s.addEventListener('pointerdown', () => held.add(s));
+  }
+  window.addEventListener('pointerup', () => {
+    if (!held.size) return;
+    held.clear();
+    sync(store.get(), null);
+  }, true);
+  // A dropdown chosen with the mouse gives the keys back to the page (arrows step layers).
+  for (const sel of [el.advSelect, el.runSelect, document.getElementById('chart-split')]) {
+    sel.addEventListener('change', () => sel.blur());
   }
 
   let splitsBuiltFor = null, runsBuilt = null, advBuiltFor = null;
@@ -99,16 +112,19 @@ export function bindControls(app) {
       }
       for (const b of el.splits.children) b.setAttribute('aria-pressed', String(s.splits.includes(b.dataset.split)));
     }
-    if (has('runs', 'runId')) {
-      if (runsBuilt !== s.runs) {
-        el.runSelect.replaceChildren(...s.runs.map((r) => new Option(`${r.name}${r.live ? ' (live)' : ''}`, r.id)));
-        runsBuilt = s.runs;
+    if (has('runs', 'runId', 'meta')) {
+      // Live: the open run's own meta is the newer word (re-read while it is polled).
+      const live = (r) => (r.id === s.runId && s.meta && s.meta.live !== undefined ? s.meta.live : r.live);
+      const key = s.runs.map((r) => `${r.id}:${live(r)}`).join('|');
+      if (runsBuilt !== key) {
+        el.runSelect.replaceChildren(...s.runs.map((r) => new Option(`${r.name}${live(r) ? ' (live)' : ''}`, r.id)));
+        runsBuilt = key;
       }
       el.runSelect.hidden = s.runs.length < 2;
       el.runSelect.value = s.runId ?? '';
     }
     if (has('meta') && s.meta) {
-      el.runName.textContent = `${s.meta.name} · ${s.meta.dataset}`;
+      el.runName.textContent = `${s.meta.name} · ${s.meta.dataset}${s.meta.live ? ' · live' : ''}`;
       el.runName.hidden = s.runs.length > 1;
       document.title = `${s.meta.name} · Grand Tour`;
     }
@@ -116,7 +132,7 @@ export function bindControls(app) {
       const E = s.meta.epochs.length;
       el.epochSlider.max = String(Math.max(0, E - 1));
       el.epochSlider.disabled = E < 2;
-      if (document.activeElement !== el.epochSlider) el.epochSlider.value = String(s.epochPos);
+      if (!held.has(el.epochSlider)) el.epochSlider.value = String(s.epochPos);
       const i = Math.round(s.epochPos);
       el.epochLabel.textContent = E ? `epoch ${s.meta.epochs[Math.min(E - 1, i)]}  (${i + 1} of ${E})` : 'no epochs yet';
       el.epochPlay.setAttribute('aria-pressed', String(s.epochPlaying));
@@ -126,7 +142,7 @@ export function bindControls(app) {
       const L = s.meta.layers.length;
       el.layerSlider.max = String(Math.max(0, L - 1));
       el.layerSlider.disabled = L < 2;
-      if (document.activeElement !== el.layerSlider) el.layerSlider.value = String(s.layerPos);
+      if (!held.has(el.layerSlider)) el.layerSlider.value = String(s.layerPos);
       const i = Math.floor(s.layerPos + 1e-9), t = s.layerPos - i;
       el.layerLabel.textContent = t > 1e-9
         ? `${s.meta.layers[i].name} → ${s.meta.layers[i + 1].name}  ${(100 * t).toFixed(0)}%`
@@ -135,7 +151,7 @@ export function bindControls(app) {
       el.layerPlay.setAttribute('aria-pressed', String(s.layerPlaying));
       el.layerPlay.innerHTML = s.layerPlaying ? '&#10074;&#10074;' : '&#9654;';
     }
-    if (has('meta', 'adversarial', 'advPos', 'advPlaying', 'advSteps') && s.meta) {
+    if (has('meta', 'adversarial', 'advPos', 'advPlaying', 'advSteps', 'advNote') && s.meta) {
       const names = s.meta.adversarial ?? [];
       el.advTrack.hidden = names.length === 0;
       if (advBuiltFor !== s.meta) {
@@ -147,8 +163,11 @@ export function bindControls(app) {
       el.advSlider.max = String(S);
       el.advSlider.disabled = !s.adversarial;
       el.advPlay.disabled = !s.adversarial;
-      if (document.activeElement !== el.advSlider) el.advSlider.value = String(s.advPos);
-      el.advLabel.textContent = s.adversarial ? `step ${Math.round(s.advPos)} of ${S}` : '';
+      if (!held.has(el.advSlider)) el.advSlider.value = String(s.advPos);
+      // Why its points are not drawn (another epoch, layer or split), beside the step.
+      const why = /not shown (.*)$/.exec(s.advNote ?? '');
+      el.advLabel.textContent = s.adversarial ? `step ${Math.round(s.advPos)} of ${S}${why ? ` · not shown ${why[1]}` : ''}` : '';
+      el.advLabel.title = s.advNote ?? '';
       el.advPlay.setAttribute('aria-pressed', String(s.advPlaying));
       el.advPlay.innerHTML = s.advPlaying ? '&#10074;&#10074;' : '&#9654;';
     }

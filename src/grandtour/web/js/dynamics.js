@@ -24,26 +24,11 @@ import { SliceCache } from './slices.js';
 import { transpose } from './linalg.js';
 import { extentEpochs, geometric, handleUnit, normQuantile, spreadOf } from './viewmap.js';
 import { transitionInfo } from './transitioninfo.js';
+import { RATES, advance, segmentStep } from './motion.js';
 
-export const RATES = {
-  epochPlay: 3, // epochs per second while playing
-  layerPlay: 0.6, // layers per second while playing (one transition in about 1.7 s)
-  advPlay: 12, // adversarial steps per second while playing
-};
+export { RATES, advance } from './motion.js';
 
 const isInt = (x) => Number.isInteger(x);
-
-/** One step of `pos` towards `target` at `rate`, never past the end of the segment it is in. */
-export function advance(pos, target, rate, dt, canEnter) {
-  if (pos === target || dt <= 0) return pos;
-  const dir = Math.sign(target - pos);
-  if (isInt(pos) && !canEnter(pos, pos + dir)) return pos;
-  const end = isInt(pos) ? pos + dir : (dir > 0 ? Math.ceil(pos) : Math.floor(pos));
-  let next = pos + dir * rate * dt;
-  if (dir > 0 ? next >= end : next <= end) next = end;
-  if (dir > 0 ? next > target : next < target) next = target;
-  return next;
-}
 
 export class Dynamics {
   constructor(store, cache, tours) {
@@ -241,23 +226,29 @@ export class Dynamics {
       if (epochPos + 1 < E && isInt(epochPos)) this.layerSlices(li, Math.min(E - 1, epochPos + 1)); // prefetch
     }
 
-    // Layers (only at a whole epoch).
+    // Layers (only at a whole epoch), through as many transitions as dt allows: the
+    // tour is re-based at each boundary crossed.
     if (isInt(epochPos)) {
       const target = s.layerPlaying ? L - 1 : s.layer;
-      if (isInt(layerPos) && layerPos !== target) {
-        const dir = Math.sign(target - layerPos);
-        const to = dir > 0 ? layerPos + 1 : layerPos;
-        const tr = this.transitionSlices(to, epochPos);
-        if (tr === 'missing') {
-          layerPos = target; // jump: no animation without alignment
-        } else if (tr !== null && this.layerSlices(layerPos + dir, epochPos) !== null &&
-          this.layerMap(layerPos, epochPos) !== null && this.layerMap(layerPos + dir, epochPos) !== null) {
-          const rate = s.layerPlaying ? RATES.layerPlay : Math.max(1.2, 1.5 * Math.abs(target - layerPos));
-          layerPos = advance(layerPos, target, rate, dt, () => true);
+      const rate = s.layerPlaying ? RATES.layerPlay : Math.max(1.2, 1.5 * Math.abs(target - layerPos));
+      let left = dt;
+      for (let guard = 0; layerPos !== target && left > 1e-12 && guard < 4 * L + 4; guard++) {
+        if (isInt(layerPos)) {
+          const dir = Math.sign(target - layerPos);
+          const tr = this.transitionSlices(dir > 0 ? layerPos + 1 : layerPos, epochPos);
+          if (tr === 'missing') {
+            layerPos = target; // jump: no animation without alignment
+            break;
+          }
+          if (tr === null || this.layerSlices(layerPos + dir, epochPos) === null ||
+            this.layerMap(layerPos, epochPos) === null || this.layerMap(layerPos + dir, epochPos) === null) break;
         }
-      } else if (!isInt(layerPos)) {
-        const rate = s.layerPlaying ? RATES.layerPlay : Math.max(1.2, 1.5 * Math.abs(target - layerPos));
-        layerPos = advance(layerPos, target, rate, dt, () => true);
+        const from = layerPos;
+        ({ pos: layerPos, left } = segmentStep(layerPos, target, rate, left));
+        if (left > 1e-12 && layerPos !== target) {
+          if (isInt(from)) this._resolveSpace((from + layerPos) / 2, epochPos); // into the transition
+          this._resolveSpace(layerPos, epochPos); // out of it, at the boundary
+        }
       }
       if (s.layerPlaying) {
         patch.layer = Math.floor(layerPos + 1e-9);
@@ -287,13 +278,12 @@ export class Dynamics {
   }
 
   /** Make the tour's space match layerPos, re-basing across a boundary when possible. */
-  _resolveSpace() {
-    const s = this.store.get(), m = s.meta;
-    const { layerPos } = s;
+  _resolveSpace(layerPos = this.store.get().layerPos, epochPos = this.store.get().epochPos) {
+    const m = this.meta();
     const desired = isInt(layerPos) ? { kind: 'layer', li: layerPos } : { kind: 'tr', to: Math.floor(layerPos) + 1 };
     const cur = this.current;
     if (cur && cur.kind === desired.kind && cur.li === desired.li && cur.to === desired.to) return;
-    const ei = Math.round(s.epochPos);
+    const ei = Math.round(epochPos);
     let done = false;
     if (cur && this.tours.tour) {
       try {

@@ -29,6 +29,8 @@ export const SHORTCUTS = [
   [['?'], 'This help', (a) => a.toggleHelp()],
 ];
 
+const SELECT_KEYS = new Set([' ', 'Enter', 'ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight', 'Home', 'End', 'PageUp', 'PageDown']);
+
 const LABELS = { ' ': 'Space', ArrowRight: '→', ArrowLeft: '←', ArrowUp: '↑', ArrowDown: '↓', Escape: 'Esc' };
 
 export function bindKeyboard(app) {
@@ -49,9 +51,23 @@ export function bindKeyboard(app) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const t = ev.target;
     const tag = t && t.tagName;
+    // The help dialog is modal: behind it nothing moves; Esc and ? close it.
+    if (app.store.get().help) {
+      if (ev.key === 'Escape' || ev.key === '?') {
+        ev.preventDefault();
+        app.actions.toggleHelp(false);
+      } else if (ev.key !== 'Tab' && !(tag === 'BUTTON' && (ev.key === 'Enter' || ev.key === ' '))) {
+        ev.preventDefault();
+      }
+      return;
+    }
     // Typing in a field, or a select/button with its own keys, keeps them.
-    if (tag === 'INPUT' && t.type !== 'range') return;
-    if (tag === 'SELECT' || tag === 'TEXTAREA') return;
+    if ((tag === 'INPUT' && t.type !== 'range' && t.type !== 'checkbox') || tag === 'TEXTAREA') {
+      if (ev.key === 'Escape') t.blur();
+      return;
+    }
+    // A dropdown reached with Tab keeps the keys that choose in it; the page's letters still work.
+    if (tag === 'SELECT' && (SELECT_KEYS.has(ev.key) || ev.key.length > 1)) return;
     if ((tag === 'BUTTON' || (t && t.getAttribute && t.getAttribute('role') === 'button')) && (ev.key === ' ' || ev.key === 'Enter')) return;
     const fn = byKey.get(ev.key) ?? byKey.get(ev.key.toLowerCase());
     if (!fn) return;

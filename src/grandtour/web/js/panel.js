@@ -9,6 +9,8 @@ import { ScatterRenderer } from './gl/scatter.js';
 import { drawOverlay } from './overlay.js';
 import { panelMap, toScreen } from './viewmap.js';
 
+const OFF_PANEL_COUNT_MAX = 20000; // counted on the CPU from the GPU's read-back up to this many points
+
 export class Panel {
   /**
    * @param {HTMLElement} parent where the panel's element is appended
@@ -182,6 +184,25 @@ export class Panel {
       if (sx >= x0 && sx <= x1 && sy >= y0 && sy <= y1) out.push(p);
     }
     return Int32Array.from(out);
+  }
+
+  /**
+   * How many shown genuine points of the last draw lie beyond the panel (drawn as rings
+   * at its edge), or null when not counted (many points: the read-back would cost a frame).
+   */
+  offPanel(visible = () => true) {
+    if (!this.last || this.last.part.n > OFF_PANEL_COUNT_MAX) return null;
+    const pos = this.positions();
+    if (!pos) return null;
+    const { view } = this.last;
+    const flags = this.last.opts.sets[0].flags;
+    let k = 0;
+    for (let p = 0; p < pos.length / 2; p++) {
+      if (!(flags[p] & 1) || !visible(p)) continue;
+      const [x, y] = this.toScreen(view, pos[2 * p], pos[2 * p + 1]);
+      if (x < 0 || y < 0 || x > view.width || y > view.height) k++;
+    }
+    return k;
   }
 
   setEmpty(message) {

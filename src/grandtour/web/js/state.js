@@ -38,6 +38,7 @@ export function initialState() {
     transition: null,    // the transition shown: {from, method, exact, residual, note}, or null
     transitions: {},     // layer -> what its incoming transition is, once loaded (network diagram)
     notice: '',          // a message for the user (e.g. alignment missing)
+    advNote: '',         // what the page says about the adversarial record: where, or why not shown
     nonfinite: {},       // split -> number of points left out of the current drawing
     alignment: 'unknown', // 'unknown' | 'available' | 'missing'
     chartSplit: null,

@@ -14,6 +14,28 @@ function setHtml(el, html) {
   }
 }
 
+/**
+ * What the page says about the adversarial record chosen: where its points are (◆), or
+ * why they are not drawn now (they exist at one epoch, in some layers, of one split).
+ * @returns {string} '' when no record is chosen
+ */
+export function adversarialNote(app, s, scene) {
+  if (!s.adversarial) return '';
+  const rec = app.dynamics.adversarialRecord();
+  if (!rec) return `Adversarial record ${s.adversarial}: loading…`;
+  const r = rec.meta, m = s.meta;
+  const head = `Adversarial ${s.adversarial} (${r.split}, epoch ${r.epoch})`;
+  if (scene.adversarial) return `${head}: ${scene.adversarial.set.A.n} points ◆, step ${scene.adversarial.step} of ${r.steps}`;
+  const layer = m.layers[scene.layerIndex].name;
+  const epoch = m.epochs[Math.round(s.epochPos)];
+  let why = 'loading…';
+  if (!s.splits.includes(r.split)) why = `not shown: recorded on the ${r.split} split, which is hidden`;
+  else if (scene.kind === 'transition') why = 'not shown during a layer transition';
+  else if (!r.layers.includes(layer)) why = `not shown at ${layer}: recorded at ${r.layers.join(', ')} only`;
+  else if (epoch !== r.epoch) why = `not shown at epoch ${epoch}: recorded at epoch ${r.epoch} only`;
+  return `${head}: ${why}`;
+}
+
 /** Update the report for `scene`; returns the non-finite counts per split. */
 export function renderStatus(app, s, scene) {
   const nonfinite = {};
@@ -23,15 +45,23 @@ export function renderStatus(app, s, scene) {
     nonfinite[split] = part.nonfinite;
     const adv = part.sets.find((x) => x.adversarial);
     const h = scene.map.handle;
+    const off = p.offPanel(app.selection.visibleFilter(split));
     setHtml(p.info, `${part.n.toLocaleString()} points` +
       (part.nonfinite ? ` · <span class="warn">${part.nonfinite} non-finite not drawn</span>` : '') +
       (adv ? ` · ${adv.A.n} adversarial (◆)` : '') +
+      (off ? ` · <span title="points beyond the panel are drawn as rings at its edge; zoom out (-) to see them">${off} off-panel (○ at the edge)</span>` : '') +
       (scene.kind === 'layer' && h !== 1 ? ` · <span title="each axis handle marks the point h e_i">handle = ${h} units</span>` : ''));
   }
   const total = Object.values(nonfinite).reduce((a, b) => a + b, 0);
   setHtml(document.getElementById('status-nonfinite'), total
     ? `<span class="warn">Non-finite values: ${Object.entries(nonfinite).map(([k, v]) => `${k} ${v}`).join(', ')} points not drawn</span>`
     : 'No non-finite values in this view');
+  const advEl = document.getElementById('status-adversarial');
+  const adv = adversarialNote(app, s, scene);
+  advEl.hidden = !adv;
+  advEl.className = adv.includes('not shown') ? 'warn-soft' : '';
+  if (advEl.textContent !== adv) advEl.textContent = adv;
+  if (s.advNote !== adv) app.store.set({ advNote: adv });
   const counts = Object.entries(s.selection).filter(([, v]) => v && v.length);
   const sel = document.getElementById('status-selection');
   const selText = counts.length

@@ -59,7 +59,7 @@ uniform int u_mode;             // 0: dots, 1: thumbnails
 uniform int u_atlasCols;
 
 layout(location = 0) in int a_label;
-layout(location = 1) in int a_flags; // bit 0: finite, bit 1: selected, bit 2: adversarial
+layout(location = 1) in int a_flags; // bit 0: finite, bit 1: selected, bit 2: adversarial (bit 3, out: off-panel)
 
 out vec2 v_data;                // projected data coordinates, x GT[:, :2] (read back by tests)
 flat out vec4 v_color;
@@ -113,8 +113,13 @@ void main() {
   }
   v_color = color;
   vec2 px = (pos - u_center) * u_pxPerUnit;
-  gl_Position = vec4(px / (0.5 * u_viewport), 0.0, 1.0);
+  // A point beyond the panel is drawn at its edge, as a ring (never silently clipped).
+  vec2 edge = 0.5 * u_viewport - vec2(0.5 * max(u_pointSize, 6.0));
+  vec2 inside = clamp(px, -edge, edge);
+  if (!u_capture && inside != px) v_flags = a_flags | 8;
+  gl_Position = vec4(inside / (0.5 * u_viewport), 0.0, 1.0);
   float size = u_mode == 1 ? u_pointSize : u_pointSize * (((a_flags & 6) != 0) ? 1.8 : 1.0);
+  if ((v_flags & 8) != 0) size = max(size, 6.0);
   gl_PointSize = size * u_dpr;
 }
 `;
@@ -133,6 +138,12 @@ out vec4 outColor;
 
 void main() {
   vec2 q = gl_PointCoord * 2.0 - 1.0;
+  if ((v_flags & 8) != 0) {                 // off the panel: a ring at the edge
+    float r = dot(q, q);
+    if (r > 1.0 || r < 0.3) discard;
+    outColor = vec4(v_color.rgb, 1.0);
+    return;
+  }
   bool adversarial = (v_flags & 4) != 0;
   bool selected = (v_flags & 2) != 0;
   if (u_mode == 1 && !adversarial) {
