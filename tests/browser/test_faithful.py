@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import numpy as np
 import pytest
@@ -183,7 +183,8 @@ def test_wheel_zooms_toward_the_cursor_pan_moves_everything_and_reset_restores(o
     # the cursor stays.
     np.testing.assert_allclose(_xy(page, "train") - q, f * (before - np.array(q)), atol=1e-3)
     # Panning (middle button, or Alt-drag) moves points, handles and the origin alike.
-    zoomed, hz, oz = _xy(page, "train"), _handles(page, "train"), np.array(page.evaluate("window.grandtour.view('train').origin"))
+    zoomed, hz = _xy(page, "train"), _handles(page, "train")
+    oz = np.array(page.evaluate("window.grandtour.view('train').origin"))
     start = np.round([box["x"] + 20, box["y"] + box["height"] - 20]).tolist()
     for how in ("middle", "alt"):
         page.mouse.move(*start)
@@ -341,12 +342,13 @@ def test_a_transition_moves_each_point_by_no_more_than_its_own_motion(open_page,
         speed = max(s_a, s_b) * (abs(np.log(s_b / s_a)) * np.maximum(np.hypot(*ya.T), np.hypot(*yb.T))
                                  + np.hypot(*(yb - ya).T))
         checked = frames if start == 1 else frames[:-1]
-        for f0, f1 in zip(checked, checked[1:]):
+        for f0, f1 in pairwise(checked):
             step = np.hypot(*(f1["xy"][split] - f0["xy"][split]).T)
             bound = (f1["t"] - f0["t"]) * speed + 0.5  # + float16 rounding of the two ends' data
             k = int(np.argmax(step - bound))
             assert step[k] <= bound[k], \
-                f"{split}: point {k} moved {step[k]:.2f} px between t={f0['t']:.3f} and {f1['t']:.3f} (bound {bound[k]:.2f})"
+                (f"{split}: point {k} moved {step[k]:.2f} px between t={f0['t']:.3f} and {f1['t']:.3f} "
+                 f"(bound {bound[k]:.2f})")
     assert page.errors == []
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from browser_kit import (CLASS_NAMES, EPOCHS, N_TEST, N_TRAIN, gl_screenshot, near_class, panel_box, pause,
-                      screenshot)
+from browser_kit import CLASS_NAMES, EPOCHS, N_TEST, N_TRAIN, gl_screenshot, near_class, panel_box, pause, screenshot
 
 from grandtour.manipulate import axis_drag, centroid, point_drag
 from grandtour.store import Run

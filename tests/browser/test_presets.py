@@ -115,7 +115,8 @@ def test_run_picker_and_a_run_without_alignment(open_page):
 def test_a_run_still_training_shows_new_epochs(open_page, runs):
     page = open_page()
     page.select_option("#run-select", "growing")
-    page.wait_for_function("window.grandtour.state().runId === 'growing' && window.grandtour.state().status === 'ready'")
+    page.wait_for_function("window.grandtour.state().runId === 'growing' "
+                           "&& window.grandtour.state().status === 'ready'")
     assert page.evaluate("window.grandtour.state().epochs") == [0, 1]
     with RunWriter.open(runs["growing"]) as writer:
         growing_epoch(writer, 2)
