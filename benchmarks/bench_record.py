@@ -8,6 +8,12 @@ slice.
 
     python benchmarks/bench_record.py --dataset fashion-mnist --epochs 2
     python benchmarks/bench_record.py --dataset mnist --data-dir DIR
+    python benchmarks/bench_record.py --graph        # any model: record and align times
+
+``--graph`` times, for each model of ``tests/graph_models.py`` (trained on the digits)
+and for a ResNet-18-shaped network (random init, 3x32x32 inputs, 1000 probes): an epoch
+of training, ``record()`` of an epoch (the graph's every layer) and ``align_run`` of one
+epoch (every transition, from every input of every merge).
 """
 
 from __future__ import annotations
@@ -41,13 +47,85 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def graph_figures(resnet_layers: str) -> None:
+    """Record and align times per epoch for the graph tests' models and a ResNet-18 shape."""
+    import sys
+    import warnings
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from graph_models import MODELS, resnet18
+
+    from grandtour.align import Aligner, AlignmentWarning, align_run
+    from grandtour.capture import Capture
+
+    ds = load_dataset("digits")
+    x, y = normalize(ds.x_train, "digits"), torch.as_tensor(ds.y_train)
+    probes = {"train": (x[:500], ds.y_train[:500]),
+              "test": (normalize(ds.x_test, "digits")[:500], ds.y_test[:500])}
+    print(f"torch threads {torch.get_num_threads()}; digits: {len(x)} training examples, "
+          "1000 probes (500 train + 500 test)")
+    print()
+    print("| model | layers | epoch of training | record() | overhead | align one epoch | exact / transitions |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = [(name, build, output, x, y, probes, None) for name, (build, output, _) in MODELS.items()]
+    gen = torch.Generator().manual_seed(0)
+    big = torch.randn(1000, 3, 32, 32, generator=gen)
+    big_probes = {"train": (big[:500], np.arange(500) % 1000), "test": (big[500:], np.arange(500) % 1000)}
+    rows.append(("resnet-18 shape, 32x32", resnet18, None, None, None, big_probes,
+                 None if resnet_layers == "all" else "blocks"))
+    for name, build, output, xs, ys, pr, layer_choice in rows:
+        torch.manual_seed(0)
+        model = build()
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", AlignmentWarning)
+            layers = None
+            if layer_choice == "blocks":
+                names = Capture(model, pr["train"][0][:3]).names
+                layers = [n for n in names if n in ("input", "relu", "pool", "fc", "softmax")
+                          or n.endswith(".act2")]
+            rec = Recorder(model, Path(tmp) / "run", probes=pr, output=output, layers=layers)
+            rec.record(0)
+            train = float("nan")
+            if xs is not None:
+                opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
+                t0 = time.perf_counter()
+                model.train()
+                for idx in torch.randperm(len(xs), generator=gen).split(32):
+                    out = model(xs[idx])
+                    opt.zero_grad()
+                    F.cross_entropy(out if output is None else output(out), ys[idx]).backward()
+                    opt.step()
+                train = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            rec.record(1)
+            record = time.perf_counter() - t0
+            align_run(Path(tmp) / "run", epochs=[0], progress=False)  # reductions fitted here
+            t0 = time.perf_counter()
+            align_run(Path(tmp) / "run", epochs=[1], progress=False)
+            align = time.perf_counter() - t0
+            doc = Aligner(Run.open(Path(tmp) / "run")).store.commit["epochs"]["1"]
+            entries = list(doc["layers"].values()) + [e for b in doc.get("branches", {}).values()
+                                                      for e in b.values()]
+            exact = sum(bool(e["exact"]) for e in entries)
+        over = f"{100 * record / train:.0f} %" if train == train else "-"
+        tr = f"{train:.2f} s" if train == train else "-"
+        print(f"| {name} | {len(rec.layers)} | {tr} | {record:.2f} s | {over} | {align:.2f} s | "
+              f"{exact} / {len(entries)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--epochs", type=int, default=2, help="epochs of each kind (default 2)")
     ap.add_argument("--probe-size", type=int, default=1000)
+    ap.add_argument("--graph", action="store_true", help="record and align times of any-model networks")
+    ap.add_argument("--resnet-layers", default="blocks", choices=("blocks", "all"),
+                    help="ResNet-18 shape: record the block outputs (default) or every layer")
     args = ap.parse_args()
+    if args.graph:
+        graph_figures(args.resnet_layers)
+        return
 
     ds = load_dataset(args.dataset, args.data_dir)
     x = normalize(ds.x_train, args.dataset)

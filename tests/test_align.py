@@ -19,11 +19,9 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from grandtour import align  # noqa: E402
-from grandtour.align import maps as align_maps  # noqa: E402
-from grandtour.align import reduction as align_reduction  # noqa: E402
 from grandtour.align import (  # noqa: E402
-    AlignmentWarning,
     Aligner,
+    AlignmentWarning,
     align_command,
     align_run,
     layer_coordinates,
@@ -34,6 +32,8 @@ from grandtour.align import (  # noqa: E402
     transition,
     transition_from_arrays,
 )
+from grandtour.align import maps as align_maps  # noqa: E402
+from grandtour.align import reduction as align_reduction  # noqa: E402
 from grandtour.cli import main  # noqa: E402
 from grandtour.errors import GrandTourError, StoreError  # noqa: E402
 from grandtour.models import build_model, normalize  # noqa: E402
@@ -152,7 +152,7 @@ def test_conv_transition_is_aligned_affine_for_any_geometry(name):
 
 @pytest.mark.parametrize("name", list(CONVS))
 def test_conv_operator_agrees_with_its_dense_matrix(name):
-    prev, layer, x_prev, x, params, dense = _conv_case(name, size=7, seed=3)
+    prev, layer, _x_prev, _x, params, dense = _conv_case(name, size=7, seed=3)
     op = layer_map(prev, layer, params)
     np.testing.assert_allclose(op.matrix(), dense, atol=1e-12)
     # The adjoint is the transpose: <x M, y> = <x, y M^T>.

@@ -282,3 +282,26 @@ def test_the_largest_epoch_the_store_holds_is_served(tmp_path: Path) -> None:
         status, _, body = get(srv.port, f"/api/runs/big/activations/x/{big + 1}/train")
         assert status == 400 and str(big).encode() in body  # the message gives the range
         assert get(srv.port, f"/api/runs/big/predictions/{2**63}/train")[0] == 400
+
+
+def test_a_damaged_alignment_disables_only_what_needs_it(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from test_server import BASE, _aligned_run
+
+    from grandtour import align
+    from grandtour.store.schema import COMMIT_FILE
+
+    path = _aligned_run(tmp_path)
+    align.align_run(path, threshold=6, progress=False)
+    (path / align.ALIGNMENT_GROUP / COMMIT_FILE).write_text("{ not json", encoding="utf-8")
+    c = TestClient(server.create_app([path]), base_url=BASE)
+    meta = c.get("/api/runs/aligned/meta")
+    assert meta.status_code == 200
+    doc = meta.json()
+    assert doc["aligned"] is False and "--force" in doc["alignment_error"]
+    # Every layer is still served, in its own coordinates (no reduction without the alignment).
+    for layer in ("input", "fc", "relu", "wide"):
+        resp = c.get(f"/api/runs/aligned/activations/{layer}/1/train")
+        assert resp.status_code == 200, resp.text
+        assert "x-reduced" not in {k.lower() for k in resp.headers}
+    assert c.get("/api/runs/aligned/transition/fc/1/train").status_code >= 400

@@ -42,7 +42,8 @@ Layer names are the modules' qualified names from ``named_modules()`` (``conv1``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,59 @@ def select_probes(labels: np.ndarray, size: int = PROBE_SIZE, seed: int = SEED) 
 # ---------------------------------------------------------------------------- Recorder
 
 
+def _check_probes(probes) -> Mapping:
+    """``probes`` as ``{split: (inputs, labels)}``; a message with the fix for the usual slips."""
+    example = "probes={'test': (x_test, y_test)}"
+    if probes is None or (isinstance(probes, Mapping) and not probes):
+        raise RecordError(f"probes are required: {{split: (inputs (N, ...), labels (N,))}}, e.g. {example}")
+    if isinstance(probes, (np.ndarray, torch.Tensor)):
+        raise RecordError(f"probes is a bare array of shape {tuple(probes.shape)}: give each split's "
+                          f"inputs with their labels, {example}")
+    if isinstance(probes, tuple) and len(probes) == 2 and all(
+            isinstance(p, (np.ndarray, torch.Tensor)) for p in probes):
+        raise RecordError(f"probes is an (inputs, labels) pair without a split name: {example}")
+    if not isinstance(probes, Mapping):
+        raise RecordError(f"probes must be a mapping of split name -> (inputs, labels), got a "
+                          f"{type(probes).__name__}: {example}")
+    for split, value in probes.items():
+        if isinstance(value, (np.ndarray, torch.Tensor)):
+            raise RecordError(f"probes[{split!r}] is a bare array of shape {tuple(value.shape)}: give "
+                              f"(inputs, labels), e.g. probes={{{split!r}: (x, y)}}")
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise RecordError(f"probes[{split!r}] must be a pair (inputs, labels), got "
+                              f"{type(value).__name__}" + (f" of length {len(value)}" if
+                                                          isinstance(value, (tuple, list)) else ""))
+    return probes
+
+
+def _check_dtype(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> None:
+    """Float inputs of another precision than the model's weights: say how to convert them."""
+    params = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    if not params:
+        return
+    want = params[0].dtype
+    for split, x in inputs.items():
+        if x.is_floating_point() and x.dtype != want:
+            numpy = {torch.float32: "np.float32", torch.float16: "np.float16",
+                     torch.bfloat16: "torch.bfloat16", torch.float64: "np.float64"}.get(want, str(want))
+            raise RecordError(f"probes[{split!r}] are {str(x.dtype).removeprefix('torch.')}, but the "
+                              f"model's weights are {str(want).removeprefix('torch.')}: convert them, "
+                              f"e.g. x.astype({numpy}) for an ndarray or x.to({want}) for a tensor")
+
+
+def _skipped_summary(skipped: list[tuple[str, str]]) -> str:
+    """One line per reason, naming what it left out."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in skipped:
+        by_reason.setdefault(reason, []).append(name)
+    lines = [f"grandtour: {len(skipped)} output(s) of the model are not recorded (Recorder.skipped):"]
+    for reason, names in by_reason.items():
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        lines.append(f"  {shown}: {reason}")
+    return "\n".join(lines)
+
+
+
 def _dist():
     """(rank, world size), or (0, 1) outside torch.distributed."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -180,11 +234,17 @@ class Recorder:
         Where probe batches go; default the model's device. The model is never moved.
     overwrite, resume : bool
         Replace an existing run directory; or append to it (a missing one is created).
+    output : callable, optional
+        Maps the model's output to its logits ``(batch, classes)``: needed when the
+        model returns a tuple, list or dict, e.g. ``output=lambda out: out["logits"]``.
 
     Attributes
     ----------
     layers : list of LayerInfo
-        The recorded layers in network order.
+        The recorded layers in network order, each with its ``inputs`` (the graph).
+    skipped : list of (str, str)
+        Every output of the model that is not recorded, and why (printed once, to
+        stderr, when the Recorder is built).
     writer : RunWriter or None
         The store being written (None on ranks other than 0).
     """
@@ -205,15 +265,18 @@ class Recorder:
         device: torch.device | str | None = None,
         overwrite: bool = False,
         resume: bool = False,
+        output: Callable | None = None,
     ):
-        if not probes:
-            raise RecordError("probes are required: {split: (inputs (N, ...), labels (N,))}")
+        probes = _check_probes(probes)
         if int(batch_size) < 1:
             raise RecordError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self._inputs: dict[str, torch.Tensor] = {}
         self._labels: dict[str, np.ndarray] = {}
         for split, (inputs, labels) in probes.items():
+            if not isinstance(inputs, (np.ndarray, torch.Tensor)):
+                raise RecordError(f"probes[{split!r}]: inputs must be a Tensor or an ndarray, got "
+                                  f"{type(inputs).__name__}")
             x = torch.from_numpy(np.ascontiguousarray(inputs)) if isinstance(
                 inputs, np.ndarray
             ) else inputs.detach()
@@ -234,10 +297,12 @@ class Recorder:
         nonempty = [x for x in self._inputs.values() if len(x)]
         if not nonempty:
             raise RecordError("every probe set is empty")
-        self._capture = Capture(model, nonempty[0], layers, device=device)
+        _check_dtype(model, self._inputs)
+        self._capture = Capture(model, nonempty[0], layers, device=device, output=output)
         self.model, self.device = self._capture.model, self._capture.device
         self.n_classes = self._capture.n_classes
         self.layers = self._capture.infos
+        self.skipped = list(self._capture.skipped)
 
         if class_names is None:
             class_names = [str(c) for c in range(self.n_classes)]
@@ -271,6 +336,8 @@ class Recorder:
         if status[0] is not None:
             raise RuntimeError(f"rank 0 could not open the run: {status[0]}")
         self._static_done = bool(status[1])
+        if self._rank == 0 and self.skipped:
+            print(_skipped_summary(self.skipped), file=sys.stderr)
 
     # -- setup
 

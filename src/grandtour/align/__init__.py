@@ -8,7 +8,8 @@ For a linear layer ``X_l = X_{l-1} M + b`` with ``M = U S V^T``, it draws
 so the rotational part of the layer (``U``, ``V``) is invisible and only the scaling
 ``S`` (and the shift ``b V``) moves the points: ``X_l V = (X_{l-1} U) S + b V``
 coordinate-wise. This package computes such a :class:`Transition` for every recorded
-layer and its previous recorded layer, for every layer kind:
+layer from each of its inputs in the recorded graph (``run.inputs(layer)``; the main
+path, the first, by default; ``docs/graph.md``), for every layer kind:
 
 =====================  ======================================================================
 kind                   transition
@@ -18,8 +19,11 @@ avgpool2d,             are used as operators (torch forward + its adjoint), neve
 adaptiveavgpool2d      matrix of the full layer
 maxpool2d              the article's replacement: average pooling (linear, SVD-aligned) times
                        a per-point, per-coordinate scaling ``max / average`` (see ``scale``)
-relu, softmax, tanh,   interpolation in the standard basis (``basis_in = basis_out = I``)
-... (coordinate-wise)
+add, cat (merges)      from one input: ``x -> x + f(x)`` in ``x``'s basis; the embedding of
+                       one input's coordinates in a concatenation (``method="merge"``)
+mean, permute, ...     the graph's linear ops, replayed from their config, SVD-aligned
+relu, softmax, gelu,   interpolation in the standard basis (``basis_in = basis_out = I``),
+batchnorm, ...         checked by rebuilding the layer (batch norm from its running stats)
 flatten, dropout, ...  the identity
 anything else          a least-squares affine fit ``X_{l-1} -> X_l``, labelled ``exact=False``,
                        with an :class:`AlignmentWarning` naming the layer and its module
@@ -43,6 +47,7 @@ The modules, in the order of the pipeline:
 ``maps``           :class:`LayerMap`: the linear map of each layer kind, as an operator
 ``svd``            the aligning SVD (deterministic signs, degenerate cases), operator SVD
 ``reduction``      :class:`Reduction`: the fixed principal basis of a wide layer
+``replay``         rebuilding functional ops and coordinate-wise modules, for the checks
 ``transitions``    :class:`Transition`: the rule of each kind, the check, the fallback
 ``storage``        the ``RUN/alignment/`` group and its commit record
 ``aligner``        :class:`Aligner` and :func:`align_run`: a run's transitions
@@ -55,7 +60,6 @@ from __future__ import annotations
 # The constants not in __all__ (ALIGNMENT_GROUP, VERIFY_RTOL, ...) are
 # re-exported for the code that reads them by name (the server, tests). Each is owned by
 # the module it is imported from: to change behaviour (a test's monkeypatch), set it there.
-
 from grandtour.align.aligner import (
     Aligner,
     align_run,
@@ -81,7 +85,6 @@ from grandtour.align.reduction import (  # noqa: F401
     fit_reduction,
 )
 from grandtour.align.storage import ALIGNMENT_GROUP, ALIGNMENT_VERSION  # noqa: F401
-
 from grandtour.align.svd import operator_svd
 from grandtour.align.transitions import (  # noqa: F401
     VERIFY_RTOL,
@@ -92,8 +95,8 @@ from grandtour.align.transitions import (  # noqa: F401
 
 __all__ = [
     "DEFAULT_THRESHOLD",
-    "AlignmentWarning",
     "Aligner",
+    "AlignmentWarning",
     "LayerMap",
     "Reduction",
     "Transition",

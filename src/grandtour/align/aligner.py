@@ -16,7 +16,7 @@ import numpy as np
 
 from grandtour.align._run import _as_run, _check_epoch, _check_split
 from grandtour.align.reduction import DEFAULT_THRESHOLD, Reduction, _variance_kept, fit_reduction
-from grandtour.align.storage import _alignment_arrays, _AlignmentStore
+from grandtour.align.storage import _alignment_arrays, _AlignmentStore, map_prefix
 from grandtour.align.transitions import (
     AlignmentWarning,
     Transition,
@@ -55,17 +55,41 @@ class Aligner:
         if self.store is not None and stored != self.threshold:
             self.store = None  # aligned for another threshold: do not mix
         self._reductions: dict[str, Reduction | None] = {}
-        self._static: dict[str, _Alignment] = {}
+        self._static: dict[tuple[str, str], _Alignment] = {}  # (layer, source) -> map
         self._names = [layer.name for layer in self.run.layers]
 
-    def previous(self, layer: str) -> LayerInfo:
-        """The recorded layer before ``layer`` (the first layer has none: StoreKeyError)."""
+    def previous(self, layer: str, source: str | None = None) -> LayerInfo:
+        """The input of ``layer`` a transition starts from: ``source``, or its main input.
+
+        ``source`` must be one of ``run.inputs(layer)``; the default is the first (the
+        main path). A layer without inputs (``input``) has no transition: StoreKeyError.
+        """
         self.run.layer(layer)
-        i = self._names.index(layer)
-        if i == 0:
-            raise StoreKeyError(f"{layer!r} is the first recorded layer of {self.run.path}; it has no "
-                                f"transition. Layers with one: {', '.join(self._names[1:])}")
-        return self.run.layers[i - 1]
+        inputs = self.run.inputs(layer)
+        if not inputs:
+            with_one = [n for n in self._names if self.run.inputs(n)]
+            first = "the first recorded layer" if layer == self._names[0] else "a layer reading no recorded layer"
+            raise StoreKeyError(f"{layer!r} is {first} of {self.run.path}; it has no "
+                                f"transition. Layers with one: {', '.join(with_one)}")
+        if source is None:
+            return self.run.layer(inputs[0])
+        if source not in inputs:
+            raise StoreKeyError(f"{source!r} is not an input of {layer!r} in {self.run.path}; its "
+                                f"inputs are {', '.join(map(repr, inputs))}")
+        return self.run.layer(source)
+
+    def _branch(self, layer: str, source: str | None) -> str | None:
+        """None for the main input (stored as the layer's transition), else the source."""
+        if source is None or source == self.run.inputs(layer)[0]:
+            return None
+        return source
+
+    def operands(self, layer: str, epoch: int, skip: str = "") -> dict[str, list[np.ndarray]]:
+        """A functional op's recorded inputs (per split), for checking its rule."""
+        info = self.run.layer(layer)
+        names = {n for n in (info.config.get("operands") or []) if n and n != skip}
+        return {n: [self.run.activations(n, epoch, s).astype(np.float64) for s in self.run.splits]
+                for n in sorted(names) if n in self._names}
 
     def reduction(self, layer: str) -> Reduction | None:
         """The reduction of ``layer``, or None if it is not wider than the threshold."""
@@ -107,24 +131,26 @@ class Aligner:
                 return float(entry["variance_kept"][split])
         return _variance_kept(self.run.activations(layer, epoch, split).astype(np.float64), z)
 
-    def alignment(self, layer: str, epoch: int) -> _Alignment:
-        """The bases of (layer, epoch): stored, or computed from every split's activations."""
-        prev = self.previous(layer)
+    def alignment(self, layer: str, epoch: int, source: str | None = None) -> _Alignment:
+        """The bases of (layer, epoch) from ``source`` (default: the main input): stored, or
+        computed from every split's activations."""
+        prev = self.previous(layer, source)
         if self.store is not None:
-            al = self.store.alignment(layer, epoch)
+            al = self.store.alignment(layer, epoch, self._branch(layer, prev.name))
             if al is not None:
                 return al
         info = self.run.layer(layer)
         xs_prev = [self.run.activations(prev.name, epoch, s).astype(np.float64) for s in self.run.splits]
         xs = [self.run.activations(layer, epoch, s).astype(np.float64) for s in self.run.splits]
         return _align(prev, info, self.run.params(layer, epoch), xs_prev, xs,
-                      self.reduction(prev.name), self.reduction(layer), self._static)
+                      self.reduction(prev.name), self.reduction(layer), self._static,
+                      self.operands(layer, epoch, skip=prev.name))
 
-    def transition(self, layer: str, epoch: int, split: str) -> Transition:
-        """The :class:`Transition` of ``layer`` from the previous recorded layer."""
-        prev = self.previous(layer)
+    def transition(self, layer: str, epoch: int, split: str, source: str | None = None) -> Transition:
+        """The :class:`Transition` of ``layer`` from ``source`` (default: its main input)."""
+        prev = self.previous(layer, source)
         _check_split(self.run, split)
-        al = self.alignment(layer, epoch)
+        al = self.alignment(layer, epoch, prev.name)
         zp = self.coordinates(prev.name, epoch, split)
         zl = self.coordinates(layer, epoch, split)
         scale = None
@@ -138,16 +164,20 @@ class Aligner:
                                 reduced=(self.reduced(prev.name), self.reduced(layer)))
 
 
-def transition(run: Run | str | Path, layer: str, epoch: int, split: str) -> Transition:
-    """The transition of ``layer`` from the previous recorded layer at ``epoch``, ``split``.
+def transition(run: Run | str | Path, layer: str, epoch: int, split: str,
+               source: str | None = None) -> Transition:
+    """The transition of ``layer`` from one of its inputs at ``epoch``, ``split``.
 
-    Uses the alignment stored by :func:`align_run` when there is one, and computes the
-    rest (for many calls, keep one :class:`Aligner`). See :class:`Transition`.
+    ``source`` is one of ``run.inputs(layer)`` (default: the first, the main path): a
+    merge (an ``add``, a ``cat``) has one transition per input. Uses the alignment stored
+    by :func:`align_run` when there is one, and computes the rest (for many calls, keep
+    one :class:`Aligner`). See :class:`Transition`.
     """
-    return Aligner(run).transition(layer, epoch, split)
+    return Aligner(run).transition(layer, epoch, split, source)
 
 
-def load_transition(run: Run | str | Path, layer: str, epoch: int, split: str) -> Transition:
+def load_transition(run: Run | str | Path, layer: str, epoch: int, split: str,
+                    source: str | None = None) -> Transition:
     """Like :func:`transition`, but only from stored alignment data (what a viewer does).
 
     Raises
@@ -161,17 +191,17 @@ def load_transition(run: Run | str | Path, layer: str, epoch: int, split: str) -
     if aligner.store is None:
         raise NotAlignedError(f"run {aligner.run.path} has not been aligned; run `grandtour align "
                          f"{aligner.run.path}`")
-    aligner.previous(layer)
+    prev = aligner.previous(layer, source)
     _check_epoch(aligner.run, epoch)  # unknown epoch: StoreKeyError listing them
-    if aligner.store.alignment(layer, epoch) is None:
+    if aligner.store.alignment(layer, epoch, aligner._branch(layer, prev.name)) is None:  # noqa: SLF001
         raise NotAlignedError(f"epoch {epoch} of run {aligner.run.path} has not been aligned; run "
                          f"`grandtour align {aligner.run.path}`")
-    for name in (aligner.previous(layer).name, layer):
+    for name in (prev.name, layer):
         info = aligner.run.layer(name)
         if aligner.reduced(name) and aligner.store.coords_entry(name, epoch, info.static) is None:
             raise StoreError(f"the reduced coordinates of layer {name!r} at epoch {epoch} are missing "
                              f"from {aligner.store.path}; realign with `grandtour align RUN --force`")
-    return aligner.transition(layer, epoch, split)
+    return aligner.transition(layer, epoch, split, prev.name)
 
 
 def load_reduction(run: Run | str | Path, layer: str) -> Reduction | None:
@@ -297,12 +327,27 @@ def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
 
 
 def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int, summary: dict) -> None:
+    """Every transition of one epoch: each layer from each of its inputs, then one commit."""
     layers_doc: dict[str, dict] = {}
+    branches_doc: dict[str, dict] = {}
     coords_doc: dict[str, dict] = {}
-    prev_info: LayerInfo | None = None
-    xs_prev: list[np.ndarray] = []
-    for info in run.layers:
-        xs = [run.activations(info.name, epoch, s).astype(np.float64) for s in run.splits]
+    names = [info.name for info in run.layers]
+    # Keep a layer's activations only until its last reader is aligned (a wide network
+    # would not fit in memory otherwise).
+    last_use = {n: i for i, n in enumerate(names)}
+    for i, info in enumerate(run.layers):
+        for name in (*run.inputs(info.name), *(info.config.get("operands") or [])):
+            if name in last_use:
+                last_use[name] = max(last_use[name], i)
+    cache: dict[str, list[np.ndarray]] = {}
+
+    def acts(name: str) -> list[np.ndarray]:
+        if name not in cache:
+            cache[name] = [run.activations(name, epoch, s).astype(np.float64) for s in run.splits]
+        return cache[name]
+
+    for i, info in enumerate(run.layers):
+        xs = acts(info.name)
         red = aligner.reduction(info.name)
         if red is not None and store.coords_entry(info.name, epoch, info.static) is None:
             basis = red.basis.astype(np.float64)
@@ -317,28 +362,42 @@ def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int,
                 store.commit["static_coords"][info.name] = doc  # committed with this epoch
             else:
                 coords_doc[info.name] = doc
-        if prev_info is not None:
+        inputs = run.inputs(info.name)
+        for k, source in enumerate(inputs):
+            prev_info = run.layer(source)
+            operands = {n: acts(n) for n in (info.config.get("operands") or [])
+                        if n and n != source and n in last_use}
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", AlignmentWarning)
-                al = _align(prev_info, info, run.params(info.name, epoch), xs_prev, xs,
-                            aligner.reduction(prev_info.name), red, aligner._static)  # noqa: SLF001
+                al = _align(prev_info, info, run.params(info.name, epoch), acts(source), xs,
+                            aligner.reduction(source), red, aligner._static, operands)  # noqa: SLF001
+            label = info.name if k == 0 else f"{info.name} (from {source})"
             for w in caught:
-                summary["fallbacks"].setdefault(info.name, str(w.message))
-            static_done = info.name in store.commit["static_maps"]
-            source = "static" if al.static else "epoch"
+                summary["fallbacks"].setdefault(label, str(w.message))
+            branch = None if k == 0 else source
+            static_key = info.name if branch is None else f"{info.name}/from/{source}"
+            prefix = map_prefix(info.name, branch)
+            source_kind = "static" if al.static else "epoch"
             arrays = _alignment_arrays(al)
-            if al.static and not static_done and arrays:
+            if al.static and static_key not in store.commit["static_maps"] and arrays:
                 for name, arr in arrays.items():
-                    store.write(f"maps/{info.name}/static/{name}", arr)
-                store.commit["static_maps"][info.name] = sorted(arrays)
+                    store.write(f"{prefix}/static/{name}", arr)
+                store.commit["static_maps"][static_key] = sorted(arrays)
             elif not al.static:
                 for name, arr in arrays.items():
-                    store.write(f"maps/{info.name}/{epoch}/{name}", arr)
-            layers_doc[info.name] = {
-                "previous": prev_info.name, "kind": info.kind, "method": al.method,
-                "source": source, "arrays": sorted(arrays), "d_in": al.d_in, "d_out": al.d_out,
-                "exact": al.exact, "note": al.note, "residual": al.residual}
-            summary["methods"][info.name] = al.method
-        prev_info, xs_prev = info, xs
-    store.commit["epochs"][str(epoch)] = {"layers": layers_doc, "coords": coords_doc}
+                    store.write(f"{prefix}/{epoch}/{name}", arr)
+            doc = {"previous": source, "kind": info.kind, "method": al.method,
+                   "source": source_kind, "arrays": sorted(arrays), "d_in": al.d_in, "d_out": al.d_out,
+                   "exact": al.exact, "note": al.note, "residual": al.residual}
+            if branch is None:
+                layers_doc[info.name] = doc
+                summary["methods"][info.name] = al.method
+            else:
+                branches_doc.setdefault(info.name, {})[source] = doc
+        for name in [n for n in cache if last_use.get(n, -1) <= i]:
+            del cache[name]
+    entry = {"layers": layers_doc, "coords": coords_doc}
+    if branches_doc:
+        entry["branches"] = branches_doc
+    store.commit["epochs"][str(epoch)] = entry
     store.save()

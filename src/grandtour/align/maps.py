@@ -27,6 +27,10 @@ COORDINATEWISE = frozenset({
     "mish", "tanh", "sigmoid", "hardtanh", "hardsigmoid", "hardswish", "softplus", "softsign",
     "tanhshrink", "softshrink", "hardshrink", "threshold", "logsigmoid", "softmax",
     "logsoftmax", "batchnorm1d", "batchnorm2d", "batchnorm3d",
+    # Layer norm normalises each token, like softmax: shown in the standard basis too.
+    "layernorm",
+    # Functional spellings recorded from the graph (F.leaky_relu, F.log_softmax, ...).
+    "leaky_relu", "log_softmax",
 })
 # Reshapes and eval-time identities: the same vector, the same coordinates.
 IDENTITIES = frozenset({
@@ -65,6 +69,9 @@ class LayerMap:
     layer_fn : callable or None
         The true layer when it is not this affine map (max-pooling: the map is its
         average-pooling replacement), for checking the recorded data.
+    block : (T, ndarray of shape (a, b)) or None
+        ``M = I_T (x) A``: the same ``A`` on each of T tokens (a per-token linear layer on a
+        sequence), whose SVD is ``A``'s repeated; never formed as a dense ``M`` to decompose.
     """
 
     n_in: int
@@ -74,6 +81,7 @@ class LayerMap:
     static: bool = False
     description: str = ""
     layer_fn: Callable[[Any], Any] | None = None
+    block: tuple[int, np.ndarray] | None = None
 
     def adjoint(self, y):
         """``Y -> Y M^T``: Tensor (B, n_out) -> Tensor (B, n_in), by automatic differentiation.
@@ -220,12 +228,23 @@ def _bias(params, layer: LayerInfo, n_out: int, per_channel: int | None = None) 
 def _linear_map(prev: LayerInfo, layer: LayerInfo, params) -> LayerMap:
     torch = _torch()
     w = _params(params, "weight", layer)
-    if w.ndim != 2 or w.shape[1] != prev.dim or w.shape[0] != layer.dim:
+    if w.ndim == 2 and w.shape[1] == prev.dim and w.shape[0] == layer.dim:
+        wt = torch.as_tensor(w)
+        return LayerMap(prev.dim, layer.dim, lambda x: x @ wt.T, _bias(params, layer, layer.dim),
+                        description=f"linear {prev.dim} -> {layer.dim}")
+    # Per token: (..., a) -> (..., b) on a sequence, the same W on every position: the
+    # block-diagonal I_T (x) W^T, applied token by token.
+    tokens = prev.dim // w.shape[1] if w.ndim == 2 and w.shape[1] else 0
+    if w.ndim != 2 or tokens * w.shape[1] != prev.dim or tokens * w.shape[0] != layer.dim:
         raise _Unsupported(f"its weight has shape {w.shape}, but the previous recorded layer "
                            f"{prev.name!r} has {prev.dim} coordinates and this one {layer.dim}")
     wt = torch.as_tensor(w)
-    return LayerMap(prev.dim, layer.dim, lambda x: x @ wt.T, _bias(params, layer, layer.dim),
-                    description=f"linear {prev.dim} -> {layer.dim}")
+    n_in = w.shape[1]
+    bias = np.tile(_bias(params, layer, w.shape[0]), tokens)
+    return LayerMap(prev.dim, layer.dim,
+                    lambda x: (x.reshape(x.shape[0], tokens, n_in) @ wt.T).reshape(x.shape[0], -1),
+                    bias, description=f"linear {n_in} -> {w.shape[0]} on each of {tokens} tokens",
+                    block=(tokens, np.ascontiguousarray(w.T)))
 
 
 def _conv_map(prev: LayerInfo, layer: LayerInfo, params) -> LayerMap:
@@ -420,23 +439,13 @@ def layer_map(previous: LayerInfo, layer: LayerInfo, params: Mapping[str, np.nda
         raise ValueError(f"{layer.name}: {err}") from None
 
 
-def _coordinatewise_fn(layer: LayerInfo) -> Callable[[Any], Any] | None:
+def _coordinatewise_fn(layer: LayerInfo, params: Mapping | None = None) -> Callable[[Any], Any] | None:
     """The torch function of a coordinate-wise or identity layer, when we can rebuild it."""
-    torch = _torch()
-    F = torch.nn.functional
-    kind = layer.kind.lower()
-    if kind in IDENTITIES:
+    from grandtour.align.replay import coordinatewise_fn
+
+    if layer.kind.lower() in IDENTITIES:
         return lambda x: x
-    simple = {"relu": F.relu, "relu6": F.relu6, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-              "silu": F.silu, "softsign": F.softsign, "logsigmoid": F.logsigmoid}
-    if kind in simple:
-        return simple[kind]
-    if kind == "leakyrelu":
-        slope = float(layer.config.get("negative_slope", 0.01))
-        return lambda x: F.leaky_relu(x, slope)
-    if kind in ("softmax", "logsoftmax") and len(layer.shape) == 1 and layer.config.get("dim", 1) in (1, -1):
-        return (lambda x: torch.softmax(x, dim=1)) if kind == "softmax" else (lambda x: torch.log_softmax(x, dim=1))
-    return None
+    return coordinatewise_fn(layer, params)
 
 
 def _builder(kind: str) -> Callable[[LayerInfo, LayerInfo, Mapping | None], LayerMap] | None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grandtour.align._run import _as_run
 from grandtour import defaults
+from grandtour.align._run import _as_run
 from grandtour.align.svd import _fix_signs
 from grandtour.errors import GrandTourError, StoreError
 from grandtour.store import LayerInfo, Run

@@ -81,12 +81,17 @@ class _AlignmentStore:
                          float(doc["total_variance"]), list(doc["fit_epochs"]), int(doc["points"]),
                          str(doc["method"]))
 
-    def alignment(self, layer: str, epoch: int) -> _Alignment | None:
-        entry = self.commit["epochs"].get(str(epoch), {}).get("layers", {}).get(layer)
+    def alignment(self, layer: str, epoch: int, branch: str | None = None) -> _Alignment | None:
+        """The stored alignment of (layer, epoch) from its main input, or from ``branch``."""
+        doc = self.commit["epochs"].get(str(epoch), {})
+        if branch is None:
+            entry = doc.get("layers", {}).get(layer)
+        else:
+            entry = doc.get("branches", {}).get(layer, {}).get(branch)
         if entry is None:
             return None
         source = entry["source"]
-        prefix = f"maps/{layer}/{'static' if source == 'static' else epoch}"
+        prefix = f"{map_prefix(layer, branch)}/{'static' if source == 'static' else epoch}"
         arrays: dict[str, np.ndarray | None] = dict.fromkeys(
             ("basis_in", "basis_out", "singular_values", "offset"))
         for name in entry.get("arrays", []):
@@ -109,6 +114,11 @@ class _AlignmentStore:
             return None
         y = self.read_array(f"coords/{split}/{layer}/{'static' if static else epoch}")
         return y.astype(np.float64) * float(entry["scale"].get(split, 1.0))
+
+
+def map_prefix(layer: str, branch: str | None = None) -> str:
+    """Where the bases of ``layer``'s transition live: from its main input, or from ``branch``."""
+    return f"maps/{layer}" if branch is None else f"maps/{layer}/from/{branch}"
 
 
 def _alignment_arrays(al: _Alignment) -> dict[str, np.ndarray]:

@@ -118,3 +118,20 @@ def _svd_alignment(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     v = np.ascontiguousarray(vt.T)
     _fix_signs(u, v, m)
     return u, s, v
+
+
+def _block_svd_alignment(tokens: int, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_svd_alignment` of ``M = I_T (x) A`` from the SVD of ``A`` alone.
+
+    ``A = u s v^T`` gives ``M = (I (x) u)(I (x) s)(I (x) v)^T``; the columns are ordered
+    singular value first, token second (``k = i T + t``), so the singular values come out
+    decreasing, each repeated T times. O(a^3) instead of O((T a)^3).
+    """
+    u, s, v = _svd_alignment(a)
+    d_a, d_b = a.shape
+    big_u = np.zeros((tokens * d_a, tokens * d_a))
+    big_v = np.zeros((tokens * d_b, tokens * d_b))
+    for t in range(tokens):
+        big_u[t * d_a:(t + 1) * d_a, t::tokens] = u
+        big_v[t * d_b:(t + 1) * d_b, t::tokens] = v
+    return big_u, np.repeat(s, tokens), big_v

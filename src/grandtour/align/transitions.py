@@ -28,7 +28,16 @@ from grandtour.align.maps import (
     _Unsupported,
 )
 from grandtour.align.reduction import Reduction, _finite_rows, _project, _variance_kept
-from grandtour.align.svd import _svd_alignment
+from grandtour.align.replay import (
+    FUNCTIONAL_COORDINATEWISE,
+    LINEAR_OPS,
+    MERGES,
+    is_functional,
+    operand_names,
+    replay,
+    source_map,
+)
+from grandtour.align.svd import _block_svd_alignment, _svd_alignment
 from grandtour.store import LayerInfo
 
 #: A recorded layer and the layer's map applied to the recorded previous layer may differ
@@ -53,15 +62,18 @@ class Transition:
     Attributes
     ----------
     layer, previous : str
-        This layer and the previous recorded layer.
+        This layer and the input it is shown from (one of ``run.inputs(layer)``).
     epoch : int
     split : str
     kind : str
         The layer's kind as recorded.
     method : str
         ``"svd"`` (affine map aligned by its SVD), ``"maxpool"`` (average-pooling
-        replacement aligned by its SVD), ``"coordinatewise"``, ``"identity"`` or
-        ``"lstsq"`` (the fallback: least-squares affine fit).
+        replacement aligned by its SVD), ``"merge"`` (one input of an ``add`` or a
+        ``cat``: the SVD of the map from that input, the identity for an add and the
+        embedding of its coordinates for a concatenation, while the other inputs enter
+        along the way), ``"coordinatewise"``, ``"identity"`` or ``"lstsq"`` (the
+        fallback: least-squares affine fit).
     start : ndarray of shape (N, k)
         ``pad(Z_prev @ basis_in)``: the previous layer's points.
     end : ndarray of shape (N, k)
@@ -80,8 +92,10 @@ class Transition:
         Max-pooling only: ``max / average`` for every point and output coordinate (in
         the output's standard basis); NaN where the average is 0.
     exact : bool
-        True when the layer's own rule was applied and the recorded previous layer was
-        checked to be its input (where a check exists). False for the fallback.
+        True only when the layer's own rule was applied *and* checked against the
+        recorded data: the layer rebuilt from the recorded input (and, for a merge, its
+        other inputs) gives the recorded output within ``VERIFY_RTOL`` (``residual``).
+        False for the fallback and for any rule that could not be checked.
     note : str
         What is approximate and why (fallback reason, reduction), or ``""``.
     residual : float or None
@@ -198,16 +212,22 @@ def _reduction_note(red_p: Reduction | None, red_l: Reduction | None) -> str:
 def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
            xs_prev: Sequence[np.ndarray], xs_layer: Sequence[np.ndarray],
            red_p: Reduction | None, red_l: Reduction | None,
-           static_cache: dict[str, _Alignment] | None = None) -> _Alignment:
-    """Align one (layer, epoch) from the full activations of every split.
+           static_cache: dict | None = None,
+           operands: Mapping[str, Sequence[np.ndarray]] | None = None) -> _Alignment:
+    """Align one (layer, epoch) from ``prev``, one of its inputs, on every split's activations.
 
     ``xs_prev`` / ``xs_layer``: one ``(N_split, dim)`` float64 array per split, used to
-    check that the recorded previous layer is the layer's input, and for the fallback.
+    check the layer's rule against the recorded data, and for the fallback. ``operands``:
+    the activations (per split) of a functional op's other inputs, for its check (the
+    sum of an ``add``, the parts of a ``cat``). Every alignment returned with
+    ``exact=True`` has passed that check: ``residual <= VERIFY_RTOL``.
     """
     kind = layer.kind.lower()
     d_in = prev.dim if red_p is None else red_p.rank
     d_out = layer.dim if red_l is None else red_l.rank
     red_note = _reduction_note(red_p, red_l)
+    functional = is_functional(layer)
+    key = (layer.name, prev.name)
 
     def fallback(reason: str) -> _Alignment:
         return _lstsq_alignment(prev, layer, [_project(x, red_p) for x in xs_prev],
@@ -217,26 +237,53 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
         actual = np.concatenate(xs_layer)
         return _relative_residual(actual, fn(np.concatenate(xs_prev)))
 
-    cached = (static_cache or {}).get(layer.name)
+    def check_replay() -> tuple[float | None, str]:
+        """A functional op replayed on every recorded operand, against the recorded output."""
+        torch = _torch()
+        names = operand_names(layer)
+        known = {prev.name: xs_prev, **(operands or {})}
+        missing = [n for n in names if n not in known]
+        if missing or not names:
+            return None, (f"its argument(s) {', '.join(map(repr, missing))} are not recorded layers, "
+                          "so the recorded data cannot check it" if missing else
+                          "its arguments were not recorded")
+        try:
+            with torch.no_grad():
+                pred = replay(layer, [torch.as_tensor(np.concatenate(known[n])) for n in names]).numpy()
+        except _Unsupported as err:
+            return None, str(err)
+        return _relative_residual(np.concatenate(xs_layer), pred), ""
 
-    if kind in COORDINATEWISE or kind in IDENTITIES:
+    cached = (static_cache or {}).get(key)
+
+    if kind in COORDINATEWISE or kind in IDENTITIES or (
+            functional and kind in FUNCTIONAL_COORDINATEWISE and kind not in LINEAR_OPS):
         method = "identity" if kind in IDENTITIES else "coordinatewise"
         if prev.dim != layer.dim:
             return fallback(f"a {kind} layer keeps the number of coordinates, but {prev.name!r} has "
                             f"{prev.dim} and {layer.name!r} {layer.dim}, so {prev.name!r} is not its input")
-        fn = _coordinatewise_fn(layer)
-        residual = None
+        residual, why = None, ""
+        if functional:
+            residual, why = check_replay()
+        else:
+            fn = _coordinatewise_fn(layer, params)
+            if fn is None:
+                why = (f"grandtour cannot rebuild this {layer.kind} layer from what was recorded "
+                       "(its kind, settings or parameters) to check it")
+            else:
+                torch = _torch()
+                with torch.no_grad():
+                    residual = check(lambda x: fn(torch.as_tensor(x)).numpy())
         exact, note = True, red_note
-        if fn is not None:
-            torch = _torch()
-            residual = check(lambda x: fn(torch.as_tensor(x)).numpy())
-            if residual > VERIFY_RTOL:
-                exact = False
-                note = "; ".join(filter(None, [
-                    f"the recorded {prev.name!r} is not this layer's input (relative residual "
-                    f"{residual:.3g}); interpolated in the standard basis anyway", red_note]))
-                warnings.warn(f"layer {layer.name!r} ({_module_name(layer)}): {note}",
-                              AlignmentWarning, stacklevel=2)
+        if residual is None or residual > VERIFY_RTOL:
+            exact = False
+            what = (why if residual is None else f"the recorded {prev.name!r} is not this layer's input "
+                    f"(relative residual {residual:.3g})")
+            note = "; ".join(filter(None, [f"not checked: {what}" if residual is None else what,
+                                           "interpolated in the standard basis anyway, labelled "
+                                           "exact=False", red_note]))
+            warnings.warn(f"layer {layer.name!r} ({_module_name(layer)}): {note}",
+                          AlignmentWarning, stacklevel=2)
         if cached is not None:
             base = cached
         elif red_p is None and red_l is None:
@@ -255,28 +302,47 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
             base = _Alignment(layer.name, prev.name, layer.kind, method, u, v, d_in, d_out, s,
                               None, True, "", None, static=True)
             if static_cache is not None:
-                static_cache[layer.name] = base
+                static_cache[key] = base
         return _replace(base, exact=exact, note=note, residual=residual)
 
-    builder = _builder(kind)
+    if functional:
+        if kind not in LINEAR_OPS:
+            return fallback(f"the op {kind!r} is not linear, nor one grandtour interpolates "
+                            "coordinate-wise")
+        builder = source_map
+    else:
+        builder = _builder(kind)
     if builder is None:
         return fallback(f"layer kind {layer.kind!r} is not one grandtour knows how to align (it knows "
-                        f"{', '.join(_known_kinds())}, coordinate-wise activations and "
-                        "reshapes; grandtour.align.register_layer_map teaches it an affine one)")
+                        f"{', '.join(_known_kinds())}, coordinate-wise activations, reshapes and the "
+                        "graph's linear ops; grandtour.align.register_layer_map teaches it an affine one)")
     try:
         op = builder(prev, layer, params)
     except _Unsupported as err:
         return fallback(str(err))
-    residual = check(op.apply_layer)
+    if functional:
+        residual, why = check_replay()
+        if residual is None:
+            return fallback(f"not checked: {why}")
+    else:
+        residual = check(op.apply_layer)
     if not residual <= VERIFY_RTOL:
         return fallback(f"the recorded {prev.name!r} is not this layer's input: applying the "
                         f"layer to it misses the recorded output by {residual:.3g} (relative)")
-    method = "maxpool" if kind == "maxpool2d" else "svd"
+    merge = functional and kind in MERGES and len(operand_names(layer)) > 1
+    method = "maxpool" if kind == "maxpool2d" else "merge" if merge else "svd"
+    if merge:
+        others = sorted({n for n in operand_names(layer) if n != prev.name})
+        red_note = "; ".join(filter(None, [f"{kind} of {prev.name!r} with {', '.join(map(repr, others))}: "
+                                           "the other input(s) enter along the way", red_note]))
     if cached is not None and op.static:
         return _replace(cached, residual=residual, note=red_note)
     rp = None if red_p is None else red_p.basis.astype(np.float64)
     rl = None if red_l is None else red_l.basis.astype(np.float64)
-    u, s, v = _svd_alignment(op.compress(rp, rl))
+    if op.block is not None and rp is None and rl is None:
+        u, s, v = _block_svd_alignment(*op.block)
+    else:
+        u, s, v = _svd_alignment(op.compress(rp, rl))
     # b_eff: the bias seen in the reduced coordinates, plus the constant that the part of
     # the previous layer's mean outside its reduction sends into the kept coordinates.
     b_eff = op.bias if rl is None else op.bias @ rl
@@ -284,10 +350,10 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
         mu_out = red_p.mean - (red_p.mean @ rp) @ rp.T
         pushed = op.apply(mu_out[None, :])[0] - op.bias
         b_eff = b_eff + (pushed if rl is None else pushed @ rl)
-    al = _Alignment(layer.name, prev.name, layer.kind, method, u, v, d_in, d_out, s, b_eff @ v,
-                    True, red_note, residual, static=op.static)
+    al = _Alignment(layer.name, prev.name, layer.kind, method, u, v, d_in, d_out, s,
+                    None if merge else b_eff @ v, True, red_note, residual, static=op.static)
     if op.static and static_cache is not None:
-        static_cache[layer.name] = al
+        static_cache[key] = al
     return al
 
 
@@ -341,7 +407,8 @@ def transition_from_arrays(previous: LayerInfo, layer: LayerInfo, x_prev: np.nda
                            x: np.ndarray, params: Mapping[str, np.ndarray] | None = None, *,
                            reduction_in: Reduction | None = None,
                            reduction_out: Reduction | None = None, epoch: int = 0,
-                           split: str = "") -> Transition:
+                           split: str = "",
+                           operands: Mapping[str, np.ndarray] | None = None) -> Transition:
     """The transition of ``layer`` from ``previous`` for given activations (no run needed).
 
     Parameters
@@ -354,6 +421,8 @@ def transition_from_arrays(previous: LayerInfo, layer: LayerInfo, x_prev: np.nda
         The layer's parameters (``weight``, ``bias``) for linear and convolution layers.
     reduction_in, reduction_out : Reduction, optional
         Show a side in that reduction (as :func:`align_run` does for wide layers).
+    operands : mapping name -> ndarray of shape (N, dim), optional
+        A functional op's other inputs (the rest of an ``add`` or a ``cat``), to check it.
 
     Returns
     -------
@@ -364,7 +433,9 @@ def transition_from_arrays(previous: LayerInfo, layer: LayerInfo, x_prev: np.nda
     if x_prev.shape != (x.shape[0], previous.dim) or x.shape[1] != layer.dim:
         raise ValueError(f"x_prev has shape {x_prev.shape} and x {x.shape}; expected (N, "
                          f"{previous.dim}) and (N, {layer.dim})")
-    al = _align(previous, layer, params, [x_prev], [x], reduction_in, reduction_out)
+    others = {name: [np.asarray(a, dtype=np.float64).reshape(len(a), -1)]
+              for name, a in (operands or {}).items()}
+    al = _align(previous, layer, params, [x_prev], [x], reduction_in, reduction_out, None, others)
     zp, zl = _project(x_prev, reduction_in), _project(x, reduction_out)
     scale = _maxpool_scale(previous, layer, x_prev, x) if al.method == "maxpool" else None
     vk = (1.0 if reduction_in is None else _variance_kept(x_prev, zp),

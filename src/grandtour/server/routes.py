@@ -54,7 +54,8 @@ def meta_document(h: ServedRun) -> dict:
         "splits": run.splits, "sizes": {s: run.size(s) for s in run.splits},
         "images": {s: (h.probes.get(s) or {}).get("images") for s in run.splits},
         "adversarial": run.adversarial_names(), "config": run.config, "nonfinite": _nonfinite(run),
-        "aligned": h.alignment()[1] is not None}
+        "aligned": h.alignment()[1] is not None and not h.alignment_error,
+        **({"alignment_error": h.alignment_error} if h.alignment_error else {})}
 
 
 def run_routes(runs: ServedRuns) -> APIRouter:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from grandtour.errors import GrandTourError, NotAlignedError
+from grandtour.errors import GrandTourError, NotAlignedError, StoreError
 from grandtour.server.atlas import sprite_atlas
 from grandtour.server.guard import HttpError, not_found
 from grandtour.store.schema import MAX_EPOCH as STORE_MAX_EPOCH
@@ -70,6 +70,8 @@ class ServedRun:
     _align_stamp: tuple | None = None
     _aligner: Any = None
     _reductions: dict = field(default_factory=dict)
+    #: Why the stored alignment could not be read ("" while it can).
+    alignment_error: str = ""
     _transitions: OrderedDict = field(default_factory=OrderedDict)
     #: Why the run is no longer served (a link out of it appeared), or None.
     refused: str | None = None
@@ -216,7 +218,7 @@ class ServedRun:
             return align, None
         with self.align_lock:
             if stamp != self._align_stamp:  # (re)aligned since we looked: drop what we cached
-                self._aligner, self._reductions = None, {}
+                self._aligner, self._reductions, self.alignment_error = None, {}, ""
                 self._transitions.clear()
                 self._align_stamp = stamp
         return align, stamp
@@ -234,7 +236,13 @@ class ServedRun:
             return None
         with self.align_lock:
             if layer not in self._reductions:
-                self._reductions[layer] = align.load_reduction(self.run, layer)
+                try:
+                    self._reductions[layer] = align.load_reduction(self.run, layer)
+                except StoreError as err:
+                    # A damaged alignment disables only what needs it: the layer is served
+                    # in its own coordinates, and /meta says why (alignment_error).
+                    self.alignment_error = str(err)
+                    self._reductions[layer] = None
             return self._reductions[layer]
 
     def coordinates(self, layer: str, epoch: int, split: str) -> np.ndarray:
