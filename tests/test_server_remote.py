@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -283,34 +284,41 @@ def test_the_page_works_behind_the_proxy_prefix(proxied) -> None:
     _, proxy, app = proxied
     origin = f"http://{NAME}:{proxy.port}"
     args = [*kit.CHROMIUM_ARGS, f"--host-resolver-rules=MAP {NAME} 127.0.0.1"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, headless=True, args=args)
-        try:
-            page = browser.new_context(viewport={"width": 1000, "height": 640}).new_page()
-            errors, requests = [], []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            # Without the token the page is refused; with it, it loads and draws.
-            assert page.goto(f"{origin}{app.prefix}/").status == 401
-            assert page.goto(f"{origin}{app.prefix}/?token={TOKEN}").status == 200
-            page.wait_for_function("window.grandtour !== undefined", timeout=15000)
-            page.evaluate("window.grandtour.ready")
-            state = page.evaluate("window.grandtour.state()")
-            assert state["status"] == "ready", state.get("error")
-            assert state["epoch"] == 1
-            before = page.evaluate("window.grandtour.projectedPositions('train')")
-            assert len(before) == 90
-            img = np.asarray(_pixels(page))
-            assert (img.max(axis=-1) - img.min(axis=-1) > 60).sum() > 200  # coloured points drawn
-            # Change epoch: the data of epoch 0 comes through the proxy too.
-            page.keyboard.press("ArrowLeft")
-            page.wait_for_function("window.grandtour.state().epoch === 0 && "
-                                   "window.grandtour.state().epochPos === 0", timeout=15000)
-            after = page.evaluate("window.grandtour.projectedPositions('train')")
-            assert not np.allclose(np.asarray(before, float), np.asarray(after, float))
-            assert not errors, errors
-        finally:
-            browser.close()
+    errors, requests = [], []
+
+    # Its own chromium (it needs --host-resolver-rules), driven from a thread of its own: the
+    # browser tests' session-wide Playwright may already run an event loop in this one.
+    def drive() -> None:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=exe, headless=True, args=args)
+            try:
+                page = browser.new_context(viewport={"width": 1000, "height": 640}).new_page()
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("request", lambda r: requests.append(r.url))
+                # Without the token the page is refused; with it, it loads and draws.
+                assert page.goto(f"{origin}{app.prefix}/").status == 401
+                assert page.goto(f"{origin}{app.prefix}/?token={TOKEN}").status == 200
+                page.wait_for_function("window.grandtour !== undefined", timeout=15000)
+                page.evaluate("window.grandtour.ready")
+                state = page.evaluate("window.grandtour.state()")
+                assert state["status"] == "ready", state.get("error")
+                assert state["epoch"] == 1
+                before = page.evaluate("window.grandtour.projectedPositions('train')")
+                assert len(before) == 90
+                img = np.asarray(_pixels(page))
+                assert (img.max(axis=-1) - img.min(axis=-1) > 60).sum() > 200  # coloured points drawn
+                # Change epoch: the data of epoch 0 comes through the proxy too.
+                page.keyboard.press("ArrowLeft")
+                page.wait_for_function("window.grandtour.state().epoch === 0 && "
+                                       "window.grandtour.state().epochPos === 0", timeout=15000)
+                after = page.evaluate("window.grandtour.projectedPositions('train')")
+                assert not np.allclose(np.asarray(before, float), np.asarray(after, float))
+                assert not errors, errors
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(drive).result()
     asked = [u for u in requests if u.startswith(origin)]
     assert any("/activations/hidden/0/train" in u or "/activations/out/0/train" in u for u in asked)
     # Nothing the page asked for escaped the prefix.
