@@ -180,6 +180,17 @@ def test_payload_length_must_match_header(tmp_path, gz, change):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("gz", [True, False], ids=["gz", "raw"])
+def test_a_header_whose_size_overflows_int64_is_a_clear_error(tmp_path, gz):
+    # 3 dims whose product is ~2**95 bytes: an int64 product would wrap (to 2**31 here).
+    header = struct.pack(">BBBB", 0, 0, 0x08, 3) + struct.pack(">III", 2**32 - 1, 2**32 - 1, 2**31)
+    path = write_file(tmp_path / "x-idx3-ubyte", header + bytes(16), gz)
+    with pytest.raises(CorruptFileError) as err:
+        read_idx(path)
+    message = str(err.value)
+    assert str(path) in message and f"({(2**32 - 1) ** 2 * 2**31} payload bytes)" in message
+
+
 def test_truncated_gzip_stream_names_the_file(tmp_path):
     written = write_mnist(tmp_path / "m", gz=True)
     path = tmp_path / "m" / "train-images-idx3-ubyte.gz"

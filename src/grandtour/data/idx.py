@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -122,7 +123,7 @@ def _parse_idx(f, path: Path, *, file_size: int | None) -> np.ndarray:
         raise CorruptFileError(f"{path}: truncated IDX header ({rank} dimensions announced)")
     shape = struct.unpack(f">{rank}I", dims_raw)
     dtype = _IDX_TYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a hostile header cannot wrap it
     if file_size is not None:
         # Raw file: check before reading, so a lying header cannot make us allocate.
         got = file_size - 4 - 4 * rank
