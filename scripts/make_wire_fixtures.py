@@ -33,7 +33,6 @@ import base64
 import hashlib
 import io
 import json
-import math
 import sys
 import tempfile
 import warnings
@@ -43,6 +42,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))  # also when loaded from a file path (tests/test_wire.py)
+
+from make_js_fixtures import enc  # noqa: E402 - one JSON encoding of test vectors for both fixtures
 
 OUT = ROOT / "tests" / "fixtures" / "wire_responses.json"
 RUN = "wire"  # the run's directory name, hence its id
@@ -192,19 +194,6 @@ def requests() -> list[tuple[str, str, list | None]]:
 
 
 # ----------------------------------------------------------------------------- decoding
-
-
-def enc(x):
-    """JSON-ready: arrays to lists, non-finite floats to "NaN", "Infinity", "-Infinity"."""
-    if isinstance(x, np.ndarray):
-        return enc(x.tolist())
-    if isinstance(x, (list, tuple)):
-        return [enc(v) for v in x]
-    if isinstance(x, dict):
-        return {str(k): enc(v) for k, v in x.items()}
-    if isinstance(x, float) and not math.isfinite(x):
-        return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
-    return x
 
 
 def _shape(headers) -> list[int]:
