@@ -173,11 +173,10 @@ class ServedRun:
     def epoch_tag(self, epoch: int) -> str:
         """A strong ETag for the data of ``epoch``; it changes only if the run is re-created.
 
-        Made of the run's creation time and the epoch's commit token, fixed once the epoch
-        exists (epochs are append-only). "" if unknown.
+        It is the store's epoch token (the run's identity and the epoch's commit, fixed once
+        the epoch exists: epochs are append-only), already a short hash. "" if unknown.
         """
-        token = self.run.epoch_token(epoch)  # the run's identity included
-        return _tag(token) if token else ""
+        return self.run.epoch_token(epoch)
 
     def activations_tag(self, info: Any, epoch: int, split: str, reduced: bool) -> str:
         """The ETag of one activation slice ("" if unknown)."""
