@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grandtour.align._run import _as_run, _check_epoch, _check_split
+from grandtour.align._run import _as_run
 from grandtour.align.reduction import DEFAULT_THRESHOLD, Reduction, _variance_kept, fit_reduction
 from grandtour.align.storage import _alignment_arrays, _AlignmentStore, map_prefix
 from grandtour.align.transitions import (
@@ -113,8 +113,8 @@ class Aligner:
         if not self.reduced(layer):
             return self.run.activations(layer, epoch, split).astype(np.float64)
         if self.store is not None:
-            _check_epoch(self.run, epoch)  # an unknown epoch is an error, stored or not
-            _check_split(self.run, split)
+            self.run.check_epoch(epoch)  # an unknown epoch is an error, stored or not
+            self.run.check_split(split)
             z = self.store.coords(layer, epoch, split, info.static)
             if z is not None:  # read as stored: the basis itself is not needed
                 return z
@@ -149,7 +149,7 @@ class Aligner:
     def transition(self, layer: str, epoch: int, split: str, source: str | None = None) -> Transition:
         """The :class:`Transition` of ``layer`` from ``source`` (default: its main input)."""
         prev = self.previous(layer, source)
-        _check_split(self.run, split)
+        self.run.check_split(split)
         al = self.alignment(layer, epoch, prev.name)
         zp = self.coordinates(prev.name, epoch, split)
         zl = self.coordinates(layer, epoch, split)
@@ -192,7 +192,7 @@ def load_transition(run: Run | str | Path, layer: str, epoch: int, split: str,
         raise NotAlignedError(f"run {aligner.run.path} has not been aligned; run `grandtour align "
                          f"{aligner.run.path}`")
     prev = aligner.previous(layer, source)
-    _check_epoch(aligner.run, epoch)  # unknown epoch: StoreKeyError listing them
+    aligner.run.check_epoch(epoch)  # unknown epoch: StoreKeyError listing them
     if aligner.store.alignment(layer, epoch, aligner._branch(layer, prev.name)) is None:  # noqa: SLF001
         raise NotAlignedError(f"epoch {epoch} of run {aligner.run.path} has not been aligned; run "
                          f"`grandtour align {aligner.run.path}`")
@@ -286,7 +286,7 @@ def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
     else:
         todo = sorted({int(e) for e in epochs})
         for e in todo:
-            _check_epoch(run, e)  # StoreKeyError listing the completed epochs
+            run.check_epoch(e)  # StoreKeyError listing the completed epochs
     skipped = [e for e in todo if str(e) in store.commit["epochs"]]
     todo = [e for e in todo if str(e) not in store.commit["epochs"]]
 
