@@ -145,9 +145,10 @@ def test_brush_selects_then_centroid_drag_is_point_drag(open_page, runs):
     page.mouse.up()
     sel = page.evaluate("window.grandtour.state().selection")
     assert sel["test"] == list(np.flatnonzero(inside)), "the brush did not select exactly the points inside"
+    # The status card and the rings are drawn by the next frames, not by the mouse event.
+    page.evaluate("window.grandtour.frames(2)")
     assert f"{inside.sum()} test" in page.inner_text("#status-selection")
     # Selected points are drawn with a dark ring (on top).
-    page.evaluate("window.grandtour.frames(2)")
     img = gl_screenshot(page).astype(float)
     dark = 0
     for k in np.flatnonzero(inside):
