@@ -30,9 +30,11 @@ saves and restores the global torch (CPU and CUDA), numpy and Python random stat
 training with and without a Recorder gives bit-identical weights.
 
 Under ``torch.distributed`` (every rank builds a Recorder with the same probes and calls
-``record`` together) each rank computes a contiguous shard of every probe set, rank 0
-gathers the shards and alone writes the store, and ``record`` returns on every rank only
-once the epoch is committed.
+``record`` together) each rank computes a contiguous shard of every probe set, each
+(split, layer) array is gathered to one rank (round robin) which writes it straight into
+the shared store, rank 0 (the writer lock's holder) commits the epoch after every rank has
+reported, and ``record`` returns on every rank only once the epoch is committed
+(``docs/distributed.md``). The run may be a directory or an fsspec URL (``s3://...``).
 
 Layer names are the modules' qualified names from ``named_modules()`` (``conv1``,
 ``features.0``, ...). A module called more than once in one forward pass (a shared
@@ -55,6 +57,8 @@ from grandtour.capture import Capture, layer_infos
 from grandtour.defaults import FORWARD_BATCH, PROBE_SIZE, SEED
 from grandtour.errors import GrandTourError, StoreError
 from grandtour.store import ProbeSet, RunWriter
+from grandtour.store.location import as_path
+from grandtour.store.writer import ShardWriter
 
 __all__ = ["RecordError", "Recorder", "layer_infos", "select_probes"]
 
@@ -209,9 +213,10 @@ class Recorder:
         Maps a batch of model-ready inputs to logits ``(batch, classes)``. DDP,
         DataParallel and torch.compile wrappers are looked through.
     run : RunWriter, str or Path
-        An open :class:`~grandtour.store.RunWriter`, or the run directory to create
-        (or to append to, with ``resume=True``). Under torch.distributed only rank 0
-        uses it.
+        An open :class:`~grandtour.store.RunWriter`, or the run directory (or fsspec URL,
+        ``s3://bucket/runs/x``) to create (or to append to, with ``resume=True``). Under
+        torch.distributed rank 0 opens and commits it; the other ranks write their shares
+        into the same run (give them its path or URL).
     probes : mapping of split -> (inputs, labels)
         ``inputs``: Tensor or ndarray of shape (N, ...), model-ready (normalised);
         ``labels``: ndarray of shape (N,), int in [0, classes). The same on every rank.
@@ -320,6 +325,8 @@ class Recorder:
 
         self._rank, self._world = _dist()
         self.writer: RunWriter | None = None
+        self._shards: ShardWriter | None = None  # under torch.distributed: this rank's writes
+        self._run_path = run.path if isinstance(run, RunWriter) else str(run)
         error = None
         if self._rank == 0:
             try:
@@ -344,7 +351,7 @@ class Recorder:
     def _open_writer(self, run, dataset, images, probe_indices, config, overwrite, resume):
         if isinstance(run, RunWriter):
             return self._check_writer(run)
-        path = Path(run)
+        path = as_path(run)
         if resume and path.exists():
             return self._check_writer(RunWriter.open(path))
         probe_sets = {
@@ -412,18 +419,18 @@ class Recorder:
             lo = hi
         return bounds
 
-    def _gather(self, local: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray | None:
-        """Rank 0 gets the rows of every rank, in order; the other ranks get None."""
+    def _gather(self, local: np.ndarray, bounds: list[tuple[int, int]], dst: int = 0) -> np.ndarray | None:
+        """Rank ``dst`` gets the rows of every rank, in order; the other ranks get None."""
         rows = max(hi - lo for lo, hi in bounds)
         device = self._comm_device()
         # Collectives need the same shape on every rank: pad the shorter shards.
         padded = torch.zeros((rows, *local.shape[1:]), dtype=torch.float32, device=device)
         padded[: local.shape[0]] = torch.from_numpy(local).to(device)
-        if self._rank != 0:
-            torch.distributed.gather(padded, None, dst=0)
+        if self._rank != dst:
+            torch.distributed.gather(padded, None, dst=dst)
             return None
         parts = [torch.empty_like(padded) for _ in range(self._world)]
-        torch.distributed.gather(padded, parts, dst=0)
+        torch.distributed.gather(padded, parts, dst=dst)
         full = np.empty((bounds[-1][1], *local.shape[1:]), dtype=np.float32)
         for (lo, hi), part in zip(bounds, parts):
             full[lo:hi] = part[: hi - lo].cpu().numpy()
@@ -451,6 +458,8 @@ class Recorder:
         if int(epoch) != epoch or epoch < 0:
             raise RecordError(f"epoch must be an integer >= 0, got {epoch!r}")
         epoch = int(epoch)
+        if self._world > 1:
+            return self._record_sharded(epoch)
         activations: dict[str, dict[str, np.ndarray]] = {}
         logits_of: dict[str, np.ndarray] = {}
         # The input is static: once stored, it is neither computed nor gathered again.
@@ -477,6 +486,78 @@ class Recorder:
             except Exception as err:  # noqa: BLE001 - re-raised below, after releasing the other ranks
                 error = err
         # Rank 0 sends only after the commit: every rank returns with the epoch on disk.
+        status = self._broadcast([None if error is None else repr(error), metrics])
+        if error is not None:
+            raise error
+        if status[0] is not None:
+            raise RuntimeError(f"rank 0 could not write epoch {epoch}: {status[0]}")
+        self._static_done = True
+        return status[1]
+
+    def _record_sharded(self, epoch: int) -> dict[str, dict]:
+        """:meth:`record` under torch.distributed: every rank writes its share of the store.
+
+        Rank 0 reserves the epoch's slot (it holds the writer lock), every rank computes
+        its contiguous shard of every probe set, and each (split, layer) array is gathered
+        to one owning rank (round robin), which encodes and writes it straight into the
+        shared store (:class:`~grandtour.store.ShardWriter`): no two ranks write one chunk,
+        and the float16 scale of an array is chosen from all of its rows, as in one process.
+        After the gather of every rank's result (a barrier), rank 0 writes predictions,
+        metrics and parameters and commits. A rank that fails or dies before then leaves
+        the epoch uncommitted: the run reads as before and resumes (the slot is reused).
+        """
+        import torch.distributed as dist
+
+        layers = [n for n in self._capture.names if n != "input" or not self._static_done]
+        error, slot, params = None, None, None
+        if self._rank == 0:
+            try:
+                params = self._params()
+                slot = self.writer.reserve_epoch(epoch, params=params)
+            except Exception as err:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                error = err
+        status = self._broadcast([None if error is None else repr(error), slot])
+        if error is not None:
+            raise error
+        if status[0] is not None:
+            raise RuntimeError(f"rank 0 could not write epoch {epoch}: {status[0]}")
+        slot = status[1]
+        if self._shards is None:
+            self._shards = ShardWriter(self.writer.path if self.writer is not None else self._run_path)
+        written, failed, logits_of, unit = [], None, {}, 0
+        for split in self.splits:
+            bounds = self._shard(len(self._inputs[split]))
+            lo, hi = bounds[self._rank]
+            acts, logits = self._capture.run(self._inputs[split][lo:hi], self.batch_size, layers=layers)
+            for name in list(acts):
+                owner = unit % self._world
+                unit += 1
+                full = self._gather(acts.pop(name), bounds, dst=owner)
+                if full is not None and failed is None:
+                    try:
+                        written.append(self._shards.write(slot, split, name, full))
+                    except Exception as err:  # noqa: BLE001 - reported to rank 0, which does not commit
+                        failed = f"rank {self._rank}: {err!r}"
+            full = self._gather(logits, bounds, dst=0)
+            if full is not None:
+                logits_of[split] = full
+        results = [None] * self._world if self._rank == 0 else None
+        dist.gather_object((written, failed), results, dst=0)
+
+        error, metrics = None, None
+        if self._rank == 0:
+            try:
+                problems = [f for _, f in results if f]
+                if problems:
+                    raise StoreError(f"epoch {epoch} was not committed: {'; '.join(problems)}")
+                predictions, metrics = {}, {}
+                for split, logits in logits_of.items():
+                    predictions[split] = logits.argmax(axis=1).astype(np.int64)
+                    metrics[split] = _metrics(logits, self._labels[split], self.n_classes)
+                self.writer.commit_epoch(epoch, slot, [w for part, _ in results for w in part],
+                                         predictions=predictions, metrics=metrics, params=params)
+            except Exception as err:  # noqa: BLE001 - re-raised below, after releasing the other ranks
+                error = err
         status = self._broadcast([None if error is None else repr(error), metrics])
         if error is not None:
             raise error

@@ -15,9 +15,15 @@ def align_command(args) -> int:
     epochs = getattr(args, "epochs", None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AlignmentWarning)  # printed below, one line per layer
-        summary = align_run(args.run, epochs=epochs if epochs else None,
-                            threshold=getattr(args, "threshold", DEFAULT_THRESHOLD) or DEFAULT_THRESHOLD,
-                            force=bool(getattr(args, "force", False)))
+        kwargs = dict(epochs=epochs if epochs else None,
+                      threshold=getattr(args, "threshold", DEFAULT_THRESHOLD) or DEFAULT_THRESHOLD,
+                      force=bool(getattr(args, "force", False)))
+        if getattr(args, "dask", None):
+            from grandtour.align.distributed import align_run_dask
+
+            summary = align_run_dask(args.run, args.dask, **kwargs)
+        else:
+            summary = align_run(args.run, **kwargs)
     aligned, skipped = summary["epochs_aligned"], summary["epochs_skipped"]
     print(f"aligned {len(aligned)} epoch(s) of {args.run}"
           + (f", {len(skipped)} already stored (--force recomputes them)" if skipped else "")

@@ -2,7 +2,7 @@
 
 The store is the one contract between the Python side (training, recording, the
 adversarial steps) and everything that reads a run (alignment, baselines, the
-server and the viewer). One run is one directory; its layout is documented in
+server and the viewer). One run is one directory (or one prefix of a bucket); its layout is documented in
 ``docs/store.md``. The package reads as the format:
 
 ``schema``
@@ -12,16 +12,21 @@ server and the viewer). One run is one directory; its layout is documented in
     float16 with a power-of-two scale, chunking, checksums, atomic JSON writes, disk errors;
 ``validate``
     checks at the boundary and messages that list what exists;
+``location``
+    where a run lives: a local directory (a ``Path``) or an fsspec URL (``s3://...``, a
+    :class:`~grandtour.store.location.RemotePath`); what differs between them;
 ``layout``
     an open run directory (metadata, commit record, arrays), shared by reader and writer;
 ``integrity``
     cross-checks of the metadata and the chunks a read needs;
 ``lock``
-    :class:`RunLock`: one writer per run at a time (an OS advisory lock);
+    :class:`RunLock`: one writer per run at a time (an OS advisory lock; a lease object
+    with conditional writes on object storage);
 ``creation``
     the directory, root and arrays of a new run;
 ``writer``
     :class:`RunWriter`: create a run, append epochs and adversarial records;
+    :class:`ShardWriter`: other processes' shares of an epoch (torch.distributed);
 ``reader``
     :class:`Run`, :class:`AdversarialRecord`: read, also while a run is being written;
 ``groups``
@@ -64,7 +69,7 @@ from grandtour.store.schema import (
     ProbeSet,
 )
 from grandtour.store.validate import StoreKeyError
-from grandtour.store.writer import RunWriter
+from grandtour.store.writer import RunWriter, ShardWriter
 
 __all__ = [
     "CHUNK_BYTES",
@@ -84,6 +89,7 @@ __all__ = [
     "RunLock",
     "RunLockedError",
     "RunWriter",
+    "ShardWriter",
     "StoreError",
     "StoreKeyError",
     "check_command",

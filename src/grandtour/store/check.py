@@ -19,6 +19,7 @@ from grandtour.store import integrity
 from grandtour.store.codec import checksum_ok
 from grandtour.store.groups import DerivedGroup, _redo
 from grandtour.store.layout import Layout, is_unfinished_creation, missing_run_message
+from grandtour.store.location import as_path, walk_files
 from grandtour.store.lock import holder
 from grandtour.store.reader import Run
 from grandtour.store.schema import (
@@ -94,7 +95,7 @@ def check_run(path) -> CheckReport:
         If ``path`` is not a run at all (missing, a file, a directory without a run's
         root metadata) or was written by a newer grandtour: nothing to check.
     """
-    path = Path(path)
+    path = as_path(path)
     report = CheckReport(path)
     msg = missing_run_message(path)
     if msg is not None:
@@ -200,11 +201,11 @@ def _check_group(run_path: Path, name: str, report: CheckReport) -> None:
 def _group_arrays(gpath: Path) -> list[str]:
     """Paths (relative to the group) of every array in a derived group's directory."""
     found = []
-    for dirpath, _, files in os.walk(gpath):
-        if ZARR_META in files and dirpath != str(gpath):
-            doc = integrity.read_array_meta(Path(dirpath), "")
+    for dirpath, name in walk_files(gpath):
+        if name == ZARR_META and str(dirpath) != str(gpath):
+            doc = integrity.read_array_meta(as_path(dirpath), "")
             if doc is not None and doc.get("node_type") == "array":
-                found.append(os.path.relpath(dirpath, gpath).replace(os.sep, "/"))
+                found.append(os.path.relpath(str(dirpath), str(gpath)).replace(os.sep, "/"))
     return sorted(found)
 
 
@@ -213,7 +214,7 @@ def _notes(layout: Layout, report: CheckReport) -> None:
     if who is not None:
         report.notes.append(f"the run is being written now by {who.describe()}; what it has not "
                             "committed yet is not checked")
-    leftovers = [f for _, _, files in os.walk(layout.path) for f in files if is_temp_leftover(f)]
+    leftovers = [f for _, f in walk_files(layout.path) if is_temp_leftover(f)]
     if leftovers:
         report.notes.append(f"{len(leftovers)} temporary file(s) of an interrupted write; the next "
                             "writer (--resume) removes them")

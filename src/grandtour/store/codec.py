@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -183,27 +183,16 @@ def temp_path(path: Path) -> Path:
 def write_json_atomic(path: Path, obj: Any, *, stage: str = "commit_tmp") -> None:
     """Write JSON so a reader sees either the old file or the new one, never a torn one.
 
-    The temporary file has a unique name and is removed if the write fails (disk full,
-    read-only directory: a :class:`StoreError` saying so). ``stage`` is the fault point
-    between the temporary file and the rename (:mod:`grandtour.store.faults`).
+    Locally the temporary file has a unique name and is removed if the write fails (disk
+    full, read-only directory: a :class:`StoreError` saying so); on object storage the
+    record is one ``PUT`` (:func:`grandtour.store.location.replace_atomic`). ``stage`` is
+    the fault point before the switch (:mod:`grandtour.store.faults`).
     """
-    tmp = temp_path(path)
+    from grandtour.store.location import replace_atomic
+
+    data = json.dumps(obj, indent=1).encode("utf-8")
     with disk_errors(path, "writing a record"):
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(obj, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            faults.point(stage)
-            os.replace(tmp, path)  # atomic on POSIX and Windows
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-
-
-def _unlink_quietly(path: Path) -> None:
-    with suppress(OSError):
-        os.unlink(path)
+        replace_atomic(path, data, before_replace=lambda: faults.point(stage))
 
 
 # ----------------------------------------------------------------------------- disk errors

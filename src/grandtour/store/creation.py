@@ -21,6 +21,7 @@ from grandtour.store.codec import (
     zarr_module,
 )
 from grandtour.store.layout import clear_directory
+from grandtour.store.location import zarr_store
 from grandtour.store.lock import RunLock
 from grandtour.store.schema import (
     ACTIVATIONS,
@@ -51,7 +52,7 @@ def lock_new_directory(path: Path) -> tuple[RunLock, Path | None]:
     made = None
     if not path.exists():
         made = path
-        while not made.parent.exists():
+        while not made.parent.exists() and made.parent != made:
             made = made.parent
     with disk_errors(path, "creating the run directory"):
         path.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ def write_new_run(path: Path, attributes: dict, probe_arrays: dict, probe_docs: 
     """The root metadata, the probe arrays, every (empty) array, then the commit record."""
     zarr = zarr_module()
     # create_group, not open_group(mode="w"): that would empty the directory, lock file included.
-    root = zarr.create_group(store=zarr.storage.LocalStore(path), zarr_format=3, attributes=attributes)
+    root = zarr.create_group(store=zarr_store(path), zarr_format=3, attributes=attributes)
     faults.point("create_root")
     comp = compressors()
     for split in splits:

@@ -11,7 +11,6 @@ under a key the owner names.
 from __future__ import annotations
 
 import json
-import shutil
 import weakref
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from grandtour.store.codec import (
     zarr_module,
 )
 from grandtour.store.layout import read_checked
+from grandtour.store.location import as_path, rmtree, zarr_store
 from grandtour.store.lock import RunLock
 from grandtour.store.schema import CHECKSUM_KEY, COMMIT_FILE, DERIVED_GROUPS
 
@@ -52,7 +52,7 @@ def _redo(name: str, run_path: Path) -> str:
 
 def record_path(run_path: Path, name: str) -> Path:
     """The commit record of group ``name``: ``RUN/<name>/`` + ``schema.COMMIT_FILE``."""
-    return Path(run_path) / _check_group_name(name) / COMMIT_FILE
+    return as_path(run_path) / _check_group_name(name) / COMMIT_FILE
 
 
 class DerivedGroup:
@@ -81,12 +81,14 @@ class DerivedGroup:
     def __init__(self, run_path: Path, name: str, record: dict, *, writable: bool, stamp: tuple,
                  lock: RunLock | None = None) -> None:
         self.name = _check_group_name(name)
-        self.run_path = Path(run_path)
+        self.run_path = as_path(run_path)
         self.path = self.run_path / name
         self.record = record
         self.stamp = stamp
         self.writable = writable
         self._zarr_groups: dict[bool, Any] = {}
+        self._lock = lock
+        self._delegated = False
         self._release = weakref.finalize(self, lock.release) if lock is not None else None
 
     def __enter__(self) -> DerivedGroup:
@@ -123,12 +125,12 @@ class DerivedGroup:
         lock = RunLock(run_path).acquire() if writable else None
         try:
             stamp = file_stamp(cpath)
-            doc = _read_record(cpath, name, Path(run_path), version_key)
+            doc = _read_record(cpath, name, as_path(run_path), version_key)
             found = doc[version_key]
             if not isinstance(found, int) or isinstance(found, bool) or found > version:
                 raise StoreError(f"{cpath} was written by a newer grandtour ({version_key} {found!r}; "
                                  f"this one reads up to {version}); upgrade grandtour, or "
-                                 f"{_redo(name, Path(run_path))}")
+                                 f"{_redo(name, as_path(run_path))}")
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -138,7 +140,7 @@ class DerivedGroup:
     @classmethod
     def create(cls, run_path: Path, name: str, record: dict) -> DerivedGroup:
         """A new, empty group ``name`` with ``record`` committed; a previous one is deleted."""
-        path = Path(run_path) / _check_group_name(name)
+        path = as_path(run_path) / _check_group_name(name)
         if not isinstance(record, dict):
             raise TypeError(f"the record of a derived group must be a dict, got {type(record).__name__}")
         if path.is_symlink() or (path.exists() and not path.is_dir()):
@@ -148,7 +150,7 @@ class DerivedGroup:
         try:
             with disk_errors(path, f"writing the {name} group"):
                 if path.exists():
-                    shutil.rmtree(path)  # only RUN/<name>: the run itself is untouched
+                    rmtree(path)  # only RUN/<name>: the run itself is untouched
                 faults.point("group_cleared")
                 path.mkdir(parents=True)
             group = cls(run_path, name, record, writable=True, stamp=(), lock=lock)
@@ -158,13 +160,24 @@ class DerivedGroup:
         group.commit()
         return group
 
+    @classmethod
+    def delegate(cls, run_path, name: str, record: dict) -> DerivedGroup:
+        """The group ``name`` for writing arrays on behalf of the process that holds the run's
+        writer lock and commits (a task of ``grandtour align --dask``, on another process or
+        host): it takes no lock and :meth:`commit` refuses. ``record`` is the holder's record
+        as of the task's start (a copy is kept). What it writes stays invisible until the
+        holder commits a record that lists it."""
+        group = cls(run_path, name, json.loads(json.dumps(record)), writable=True, stamp=())
+        group._delegated = True
+        return group
+
     # -- arrays ---------------------------------------------------------------------
 
     def _zarr_group(self, writable: bool):
         if writable not in self._zarr_groups:
             zarr = zarr_module()
             self._zarr_groups[writable] = zarr.open_group(
-                zarr.storage.LocalStore(self.path, read_only=not writable),
+                zarr_store(self.path, read_only=not writable),
                 mode="a" if writable else "r", zarr_format=3)
         return self._zarr_groups[writable]
 
@@ -207,7 +220,12 @@ class DerivedGroup:
     def commit(self) -> None:
         """Persist :attr:`record` atomically (readers see the old record or the new one)."""
         self._check_writable()
+        if self._delegated:
+            raise StoreError(f"the {self.name} group of {self.run_path} was opened to write arrays for the "
+                             "process that holds the run's lock (DerivedGroup.delegate); that process commits")
         cpath = self.path / COMMIT_FILE
+        if self._lock is not None:
+            self._lock.confirm()  # on object storage: renew the lease now, or refuse if it was lost
         write_json_atomic(cpath, with_checksum(self.record))  # raises StoreError if the disk is full
         self.stamp = file_stamp(cpath)
 

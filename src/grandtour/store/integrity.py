@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from grandtour.store.location import read_many
 from grandtour.store.schema import (
     ADVERSARIAL,
     CRC32C_CODEC,
@@ -82,9 +83,18 @@ def chunk_shape_of(doc: dict) -> list | None:
         return None
 
 
-def check_array_meta(run_path: Path, spec: ArraySpec, *, integrity: bool) -> list[str]:
-    """What is wrong with array ``spec.name``'s metadata (empty if nothing)."""
-    doc = read_array_meta(run_path, spec.name)
+def check_array_meta(run_path: Path, spec: ArraySpec, *, integrity: bool,
+                     fetched: dict[str, bytes] | None = None) -> list[str]:
+    """What is wrong with array ``spec.name``'s metadata (empty if nothing). ``fetched``:
+    metadata files read beforehand (:func:`~grandtour.store.location.read_many`), by path."""
+    if fetched is None:
+        doc = read_array_meta(run_path, spec.name)
+    else:
+        try:
+            doc = json.loads(fetched[str(run_path / spec.name / ZARR_META)])
+        except (KeyError, ValueError):
+            doc = None
+        doc = doc if isinstance(doc, dict) else None
     where = f"array {spec.name!r}"
     if doc is None:
         return [f"{where}: its metadata {spec.name}/{ZARR_META} is missing or not JSON"]
@@ -165,8 +175,11 @@ def _param_spec(run_path: Path, name: str, slots: int) -> ArraySpec:
 def array_problems(layout: Any) -> list[str]:
     """What is wrong with the metadata of any of the run's arrays (see :func:`run_arrays`)."""
     problems = []
-    for spec in run_arrays(layout):
-        problems += check_array_meta(layout.path, spec, integrity=bool(layout.integrity))
+    specs = run_arrays(layout)
+    # On object storage every metadata file in one batch of concurrent requests.
+    fetched = read_many([layout.path / spec.name / ZARR_META for spec in specs])
+    for spec in specs:
+        problems += check_array_meta(layout.path, spec, integrity=bool(layout.integrity), fetched=fetched)
     return problems
 
 

@@ -7,10 +7,7 @@ what may be deleted when a run is replaced.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from grandtour.store.codec import (
     write_json_atomic,
     zarr_module,
 )
+from grandtour.store.location import as_path, remove_file, rmtree, walk_files, zarr_store
 from grandtour.store.schema import (
     ADVERSARIAL,
     COMMIT_FILE,
@@ -109,6 +107,7 @@ class Layout:
     """Metadata and commit record of a run, shared by :class:`Run` and :class:`RunWriter`."""
 
     def __init__(self, path: Path, *, read_only: bool, verify_arrays: bool = True) -> None:
+        path = as_path(path)
         msg = missing_run_message(path)
         if msg:
             raise StoreError(msg)
@@ -117,7 +116,7 @@ class Layout:
         self.read_only = read_only
         try:
             self.root = zarr.open_group(
-                zarr.storage.LocalStore(path, read_only=read_only), mode="r" if read_only else "r+",
+                zarr_store(path, read_only=read_only), mode="r" if read_only else "r+",
                 zarr_format=3)
             attrs = dict(self.root.attrs)
         except Exception as err:  # noqa: BLE001 - any zarr failure here is a corrupt root
@@ -370,7 +369,7 @@ def clear_directory(path: Path) -> None:
         if entry.name == LOCK_FILE:
             continue
         if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
+            rmtree(entry)
         else:
             entry.unlink()
 
@@ -381,11 +380,9 @@ def remove_leftovers(path: Path, commit: CommitRecord | None = None) -> None:
 
     Only under the writer lock: another writer's temporary files would be deleted too.
     """
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            if is_temp_leftover(f):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(dirpath, f))
+    for dirpath, f in walk_files(path):
+        if is_temp_leftover(f):
+            remove_file(dirpath, f)
     if commit is None:
         return
     keep = {entry.path for entry in commit.adversarial.values()}
@@ -394,4 +391,4 @@ def remove_leftovers(path: Path, commit: CommitRecord | None = None) -> None:
         for generation in (record.iterdir() if record.is_dir() else ()):
             rel = f"{ADVERSARIAL}/{record.name}/{generation.name}"
             if generation.is_dir() and generation.name.isdigit() and rel not in keep:
-                shutil.rmtree(generation, ignore_errors=True)
+                rmtree(generation, ignore_errors=True)

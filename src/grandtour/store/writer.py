@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -33,6 +31,7 @@ from grandtour.store.layout import (
     missing_run_message,
     remove_leftovers,
 )
+from grandtour.store.location import as_path, rmtree
 from grandtour.store.lock import RunLock
 from grandtour.store.schema import (
     ADV_ACTIVATIONS,
@@ -165,7 +164,7 @@ class RunWriter:
             Training config, any JSON-able dict.
         overwrite : bool
         """
-        path = Path(path)
+        path = as_path(path)
         class_names = [str(c) for c in class_names]
         if not class_names:
             raise StoreError("class_names is empty: a run needs at least one class")
@@ -256,7 +255,7 @@ class RunWriter:
         Leftovers of a write that was killed (temporary files) are removed; the slot of
         an epoch that was being written is reused by the next :meth:`write_epoch`.
         """
-        path = Path(path)
+        path = as_path(path)
         msg = missing_run_message(path)  # before the lock: no lock file in a directory that is no run
         if msg:
             raise StoreError(msg)
@@ -291,6 +290,7 @@ class RunWriter:
         if len(set(epochs)) != len(epochs):  # the lock prevents it; never write it anyway
             raise StoreError(f"refusing to commit a duplicate epoch to {self.path}: another "
                              "writer committed the same epoch meanwhile")
+        self.lock.confirm()  # on object storage: renew the lease now, or refuse if it was lost
         with disk_errors(self.path, "committing"):
             self._layout.write_commit(record)
 
@@ -326,20 +326,9 @@ class RunWriter:
         call leaves the run with the epochs completed before, and writing the same
         epoch again reuses (overwrites) the partial slot.
         """
-        self._check_open()
+        epoch = self._new_epoch(epoch)
         layout = self._layout
-        layout.commit = layout.read_commit()
-        epoch = as_int(epoch, "epoch")
-        if epoch < 0:
-            raise StoreError(f"epoch must be >= 0, got {epoch}")
-        if epoch > MAX_EPOCH:
-            raise StoreError(f"epoch {epoch} is too large: epochs are at most {MAX_EPOCH} (2^31 - 1: "
-                             "the server and the viewer hold them as 32-bit integers); number them from 0")
-        if epoch in self.epochs:
-            raise StoreError(f"epoch {epoch} is already in run {self.path}: epochs are append-only. "
-                             f"Completed epochs: {describe_epochs(self.epochs)}")
         static_done = layout.commit.static
-        n_classes = len(self.class_names)
 
         # ---- validate everything before touching the disk
         if not isinstance(activations, Mapping):
@@ -362,6 +351,36 @@ class RunWriter:
                                      f"every epoch needs all layers: {every}")
                 acts[split, layer.name] = activation_matrix(
                     given[layer.name], layer, (n,), f"activations[{split!r}][{layer.name!r}]")
+        preds, mets, pars = self._extras(predictions, metrics, params)
+
+        with disk_errors(self.path, f"writing epoch {epoch}"):
+            try:
+                self._write_slot(epoch, acts, preds, mets, pars)
+            except OSError:
+                remove_leftovers(self.path)  # nothing committed: the run reads as before
+                raise
+        self._hook("committed")
+
+    def _new_epoch(self, epoch: int) -> int:
+        """``epoch`` as an int, if it may be written now (re-reads the commit record)."""
+        self._check_open()
+        layout = self._layout
+        layout.commit = layout.read_commit()
+        epoch = as_int(epoch, "epoch")
+        if epoch < 0:
+            raise StoreError(f"epoch must be >= 0, got {epoch}")
+        if epoch > MAX_EPOCH:
+            raise StoreError(f"epoch {epoch} is too large: epochs are at most {MAX_EPOCH} (2^31 - 1: "
+                             "the server and the viewer hold them as 32-bit integers); number them from 0")
+        if epoch in self.epochs:
+            raise StoreError(f"epoch {epoch} is already in run {self.path}: epochs are append-only. "
+                             f"Completed epochs: {describe_epochs(self.epochs)}")
+        return epoch
+
+    def _extras(self, predictions, metrics, params) -> tuple[dict, dict, dict]:
+        """The predictions, metrics and parameters of an epoch, validated (see :meth:`write_epoch`)."""
+        layout = self._layout
+        n_classes = len(self.class_names)
         preds: dict[str, np.ndarray] = {}
         for split, value in (predictions or {}).items():
             layout.check_split(split)
@@ -394,22 +413,26 @@ class RunWriter:
                     raise StoreError(f"params[{lname!r}][{pname!r}] has shape {arr.shape}, but "
                                      f"earlier epochs stored {tuple(existing['shape'][1:])}")
                 pars[lname, pname] = arr
-
-        with disk_errors(self.path, f"writing epoch {epoch}"):
-            try:
-                self._write_slot(epoch, acts, preds, mets, pars)
-            except OSError:
-                remove_leftovers(self.path)  # nothing committed: the run reads as before
-                raise
-        self._hook("committed")
+        return preds, mets, pars
 
     def _write_slot(self, epoch: int, acts: dict, preds: dict, mets: dict, pars: dict) -> None:
         """Write a validated epoch into a fresh slot and commit it (see :meth:`write_epoch`)."""
+        slot = self._next_slot()
+        arrays = self._grow(slot, pars)
+        self._hook("resized")
+        written = parallel(lambda item: _write_activation(self._layout, arrays, slot, *item[0], item[1]),
+                           list(acts.items()))
+        self._hook("activations")
+        self._finish_slot(epoch, slot, arrays, written, preds, mets, pars)
+
+    def _next_slot(self) -> int:
+        """The fresh slot of the next epoch: one past the last committed one."""
+        committed_slots = [e.slot for e in self._layout.commit.epochs]
+        return max(committed_slots) + 1 if committed_slots else 0
+
+    def _grow(self, slot: int, pars: dict) -> dict:
+        """Every per-epoch array (parameter arrays created on first use), grown to hold ``slot``."""
         layout = self._layout
-        n_classes = len(self.class_names)
-        # ---- write into a fresh slot (one past the last committed one)
-        committed_slots = [e.slot for e in layout.commit.epochs]
-        slot = max(committed_slots) + 1 if committed_slots else 0
         root = layout.root
         comp = compressors()
 
@@ -419,8 +442,8 @@ class RunWriter:
                 arr.resize((slot + 1,) + tuple(arr.shape[1:]))
             return arr
 
-        names = [activations_array(split, lname) for split, lname in acts
-                 if not layout.by_name[lname].static]
+        names = [activations_array(split, layer.name) for split in self.splits for layer in self.layers
+                 if not layer.static]
         names += [predictions_array(split) for split in self.splits]
         names += [metrics_array(split, name) for split in self.splits for name in METRIC_NAMES]
         for (lname, pname), arr in pars.items():
@@ -432,22 +455,18 @@ class RunWriter:
                                    dtype="float32", fill_value=np.nan, compressors=comp,
                                    config=ARRAY_CONFIG)
             names.append(params_array(lname, pname))
-        arrays = dict(zip(names, parallel(grown, names), strict=True))
-        self._hook("resized")
+        return dict(zip(names, parallel(grown, names), strict=True))
 
-        def write_activations(item: tuple[tuple[str, str], np.ndarray]):
-            (split, lname), x = item
-            y, scale, bad_rows = encode_float16(x)
-            if layout.by_name[lname].static:
-                layout.array(activations_array(split, lname))[0] = y
-            else:
-                arrays[activations_array(split, lname)][slot] = y
-            return split, lname, scale, int(bad_rows.sum())
-
+    def _finish_slot(self, epoch: int, slot: int, arrays: dict, written: Sequence[tuple],
+                     preds: dict, mets: dict, pars: dict) -> None:
+        """The small arrays of the slot, then the commit of the epoch. ``written``: one
+        ``(split, layer, scale, non-finite rows)`` per activation array written to the slot."""
+        layout = self._layout
+        n_classes = len(self.class_names)
         scales: dict[str, dict[str, float]] = {}
         bad: dict[str, dict[str, int]] = {}
         static_info: dict[str, StaticEntry] = {}
-        for split, lname, scale, n_bad in parallel(write_activations, list(acts.items())):
+        for split, lname, scale, n_bad in written:
             if layout.by_name[lname].static:
                 info = static_info.setdefault(lname, StaticEntry())
                 scale_to, bad_to = info.scale, info.nonfinite
@@ -459,7 +478,6 @@ class RunWriter:
                 scale_to[key] = scale
             if n_bad:
                 bad_to[key] = n_bad
-        self._hook("activations")
 
         small: list[tuple[str, np.ndarray]] = []
         for split in self.splits:
@@ -489,6 +507,57 @@ class RunWriter:
             record.static.update(static_info)
 
         self._commit(change)
+
+    # -- epochs written by several processes (torch.distributed) ---------------------
+
+    def reserve_epoch(self, epoch: int, *, params: Mapping[str, Mapping[str, np.ndarray]] | None = None
+                      ) -> int:
+        """The first step of an epoch written by several processes: check ``epoch``, grow
+        every per-epoch array to hold its fresh slot, and return the slot.
+
+        Then each process writes its activation arrays with :class:`ShardWriter` (into that
+        slot), and this writer, once all have finished, calls :meth:`commit_epoch`. Nothing
+        is visible to readers before that commit; a process that dies in between leaves
+        the run with the epochs it had (the next writer reuses the slot).
+        ``params`` are the epoch's parameters (their arrays are created here if new).
+        """
+        epoch = self._new_epoch(epoch)
+        _, _, pars = self._extras(None, None, params)
+        slot = self._next_slot()
+        with disk_errors(self.path, f"writing epoch {epoch}"):
+            self._grow(slot, pars)
+        self._hook("resized")
+        return slot
+
+    def static_layers(self) -> list[str]:
+        """Static layers whose data is committed already: they are not written again."""
+        return sorted(self._layout.read_commit().static)
+
+    def commit_epoch(self, epoch: int, slot: int, written: Sequence[tuple], *,
+                     predictions: Mapping[str, np.ndarray] | None = None,
+                     metrics: Mapping[str, Mapping[str, float | np.ndarray]] | None = None,
+                     params: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
+        """The last step of an epoch written by several processes (see :meth:`reserve_epoch`):
+        write the small arrays and commit. ``written`` gathers what every
+        :meth:`ShardWriter.write` returned; every activation array of the slot must be in it."""
+        epoch = self._new_epoch(epoch)
+        if slot != self._next_slot():
+            raise StoreError(f"slot {slot} of epoch {epoch} is not the fresh slot of run {self.path} "
+                             f"({self._next_slot()}): another epoch was committed meanwhile")
+        static_done = self._layout.commit.static
+        expected = {(s, lay.name) for s in self.splits for lay in self.layers
+                    if not (lay.static and lay.name in static_done)}
+        got = [(w[0], w[1]) for w in written]
+        if sorted(got) != sorted(expected):
+            missing = sorted(expected - set(got))
+            raise StoreError(f"epoch {epoch} of run {self.path} cannot be committed: the activations of "
+                             f"{', '.join(f'{s}/{n}' for s, n in missing) or 'some layers'} were not written "
+                             "exactly once by the processes; nothing was committed")
+        preds, mets, pars = self._extras(predictions, metrics, params)
+        with disk_errors(self.path, f"writing epoch {epoch}"):
+            arrays = self._grow(slot, pars)
+            self._finish_slot(epoch, slot, arrays, list(written), preds, mets, pars)
+        self._hook("committed")
 
     @staticmethod
     def _check_keys(given: Mapping, expected: Sequence[str], what: str, where: str) -> None:
@@ -592,7 +661,7 @@ class RunWriter:
             try:
                 self._write_generation(name, generation, meta, index, preds, loss, imgs, encoded)
             except OSError:
-                shutil.rmtree(self.path / gpath, ignore_errors=True)  # never committed
+                rmtree(self.path / gpath, ignore_errors=True)  # never committed
                 remove_leftovers(self.path)
                 raise
         self._hook("adversarial_arrays")
@@ -603,7 +672,7 @@ class RunWriter:
         self._commit(change)
         self._hook("adversarial_committed")
         if previous:
-            shutil.rmtree(self.path / previous, ignore_errors=True)
+            rmtree(self.path / previous, ignore_errors=True)
 
     def _write_generation(self, name: str, generation: int, meta: AdversarialMeta, index: np.ndarray,
                           preds: np.ndarray, loss: np.ndarray, imgs: np.ndarray,
@@ -633,3 +702,44 @@ class RunWriter:
                 meta.nonfinite[lname] = [int(c) for c in bad_rows.sum(axis=1)]
         group.attrs.update(meta.counts())
 
+
+
+def _write_activation(layout: Layout, arrays: dict | None, slot: int, split: str, lname: str,
+                      x: np.ndarray) -> tuple[str, str, float, int]:
+    """Encode one (split, layer) matrix and write it to ``slot`` (a static layer to slot 0).
+
+    Returns ``(split, layer, scale, non-finite rows)`` for the commit record.
+    """
+    y, scale, bad_rows = encode_float16(x)
+    name = activations_array(split, lname)
+    if layout.by_name[lname].static:
+        layout.array(name)[0] = y
+    else:
+        (arrays[name] if arrays is not None else layout.array(name))[slot] = y
+    return split, lname, scale, int(bad_rows.sum())
+
+
+class ShardWriter:
+    """Writes activation arrays into a slot reserved by the run's writer, without the lock.
+
+    For epochs written by several processes (:meth:`RunWriter.reserve_epoch`): each
+    process writes whole (split, layer) arrays, so no two processes write one chunk, on
+    behalf of the process that holds the writer lock and commits. It never commits and
+    never changes metadata; what it writes is invisible until that commit.
+    """
+
+    def __init__(self, path) -> None:
+        self.path = as_path(path)
+        self._layout = Layout(self.path, read_only=False, verify_arrays=False)
+
+    def write(self, slot: int, split: str, layer: str, x: np.ndarray) -> tuple[str, str, float, int]:
+        """Write the activations ``x`` (N, dim) of ``layer`` in ``split`` to ``slot``.
+
+        Returns ``(split, layer, scale, non-finite rows)``, for :meth:`RunWriter.commit_epoch`.
+        """
+        layout = self._layout
+        layout.check_split(split)
+        info = layout.layer(layer)
+        x = activation_matrix(x, info, (layout.sizes[split],), f"activations[{split!r}][{layer!r}]")
+        with disk_errors(self.path, f"writing {split}/{layer} to slot {slot}"):
+            return _write_activation(layout, None, int(slot), split, layer, x)
