@@ -24,6 +24,17 @@ the comparison meaningful on a shared machine, where multi-threaded BLAS and tor
 spin-wait and per-call times swing by orders of magnitude with the load.
 
 Run: ``python benchmarks/bench_align.py`` (``--k 16``, ``--only NAME``, ``--threads 1``).
+
+Whole runs (issue 14): ``python benchmarks/bench_align.py --run RUN [RUN ...] [--threshold 1024 256]``
+aligns a copy of each recorded run (``grandtour train ... --no-align``) with the code as it
+was before the alignment-speed work (``BEFORE_COMMIT``, extracted with ``git archive`` into a
+temporary directory and put first on ``PYTHONPATH``) and with the working tree, side by side,
+each in its own single-threaded process. Printed per run, variant and threshold: the
+reductions' fit plus the first epoch, each further epoch (the marginal cost of an epoch),
+its CPU time (one thread: a proxy for the time on an idle machine), the per-epoch
+training time of the run (the spacing of its epoch commits, so it is the time the run took
+when it was recorded: compare it with the load it was taken under), the ratio, the peak
+resident memory, and the alignment's size next to the run's.
 """
 
 from __future__ import annotations
@@ -47,6 +58,9 @@ CASES = {
 #: Skip the dense method when M (float64) would need more than this much memory.
 DENSE_LIMIT_BYTES = 8 * 2**30
 THRESHOLD = 1024
+#: The commit the "before" figures of ``--run`` are measured with: the alignment code as it
+#: was before issue 14's speed work.
+BEFORE_COMMIT = "93db7537efb75c9e6159a0442099a25aad4886c7"
 
 
 def _status_mb(field: str) -> float:
@@ -136,16 +150,125 @@ def _run(method: str, case: str, k: int, threads: int) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _tree_bytes(path) -> int:
+    from pathlib import Path
+
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def run_worker(src: str, threshold: int, scratch: str) -> dict:
+    """Align a copy of the run ``src``: epoch 0 first (with the reductions' fit), then the rest."""
+    import shutil
+    from pathlib import Path
+
+    import grandtour
+    from grandtour.align import align_run
+    from grandtour.store import Run
+
+    copy = Path(scratch) / "run"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("alignment", "writer.lock", "train_state.pt"))
+    epochs = Run.open(copy).epochs
+    base = _reset_peak()
+    t0, c0 = time.perf_counter(), time.process_time()
+    align_run(copy, epochs=epochs[:1], threshold=threshold, progress=False)
+    t1, c1 = time.perf_counter(), time.process_time()
+    align_run(copy, threshold=threshold, progress=False)
+    t2, c2 = time.perf_counter(), time.process_time()
+    peak = _peak_mb() - base
+    aligned = _tree_bytes(copy / "alignment")
+    return {"first": t1 - t0, "rest": t2 - t1, "first_cpu": c1 - c0, "rest_cpu": c2 - c1,
+            "epochs": len(epochs), "peak_mb": peak,
+            "align_bytes": aligned, "run_bytes": _tree_bytes(copy) - aligned,
+            "code": str(Path(grandtour.__file__).parent)}
+
+
+def _epoch_seconds(src: str) -> float | None:
+    """Training plus recording time per epoch: the spacing of the run's epoch commits."""
+    from datetime import datetime
+    from pathlib import Path
+
+    doc = json.loads((Path(src) / "commit.json").read_text())
+    stamps = [datetime.fromisoformat(e["written"]) for e in doc.get("epochs", []) if "written" in e]
+    if len(stamps) < 2:
+        return None
+    return (stamps[-1] - stamps[0]).total_seconds() / (len(stamps) - 1)
+
+
+def _before_tree(tmp: str) -> str:
+    """``src/`` at BEFORE_COMMIT, extracted into ``tmp``; returns the path to put on PYTHONPATH."""
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.abspath(__file__)), check=True).stdout.strip()
+    archive = subprocess.run(["git", "archive", BEFORE_COMMIT, "src"], capture_output=True, cwd=root,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+    return os.path.join(tmp, "src")
+
+
+def runs_main(runs: list[str], thresholds: list[int], threads: int,
+              variants: tuple[str, ...] = ("before", "after")) -> None:
+    import tempfile
+
+    env = dict(os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                        "MKL_NUM_THREADS")})
+    print(f"align of whole runs: before = commit {BEFORE_COMMIT}, after = this tree; {threads} thread(s); "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
+    head = (f"{'run':>12} {'variant':>7} {'thr':>5} {'fit+epoch0 s':>12} {'per epoch s':>11} {'cpu s':>6} "
+            f"{'train s/epoch':>13} {'ratio':>6} {'peak MB':>8} {'align MB':>9} {'run MB':>7} {'size':>6}")
+    print(head)
+    print("-" * len(head))
+    with tempfile.TemporaryDirectory() as tmp:
+        before_src = _before_tree(tmp) if "before" in variants else ""
+        for src in runs:
+            train_s = _epoch_seconds(src)
+            for threshold in thresholds:
+                for variant in variants:
+                    venv = dict(env)
+                    if variant == "before":
+                        venv["PYTHONPATH"] = before_src + os.pathsep + env.get("PYTHONPATH", "")
+                    with tempfile.TemporaryDirectory() as scratch:
+                        proc = subprocess.run([sys.executable, __file__, "--run-worker", src, "--threshold",
+                                               str(threshold), "--scratch", scratch],
+                                              capture_output=True, text=True, env=venv)
+                    if proc.returncode != 0:
+                        print(proc.stderr[-2000:], file=sys.stderr)
+                        continue
+                    r = json.loads(proc.stdout.strip().splitlines()[-1])
+                    assert (variant == "before") == r["code"].startswith(tmp), r["code"]
+                    per = r["rest"] / max(1, r["epochs"] - 1)
+                    per_cpu = r["rest_cpu"] / max(1, r["epochs"] - 1)
+                    ratio = f"{per / train_s:6.1%}" if train_s else f"{'n/a':>6}"
+                    train = f"{train_s:13.1f}" if train_s else f"{'n/a':>13}"
+                    print(f"{os.path.basename(src.rstrip('/')):>12} {variant:>7} {threshold:5d} {r['first']:12.1f} "
+                          f"{per:11.2f} {per_cpu:6.2f} {train} {ratio} {r['peak_mb']:8.0f} "
+                          f"{r['align_bytes'] / 2**20:9.1f} "
+                          f"{r['run_bytes'] / 2**20:7.1f} {r['align_bytes'] / r['run_bytes']:6.1%}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k", type=int, default=16, help="leading singular values compared")
     parser.add_argument("--only", default=None, help="run the cases whose name contains this")
     parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads per method")
+    parser.add_argument("--run", nargs="+", default=None, metavar="RUN",
+                        help="align these recorded runs before/after instead of the operator table")
+    parser.add_argument("--threshold", type=int, nargs="+", default=[THRESHOLD],
+                        help="alignment thresholds for --run (default: 1024)")
+    parser.add_argument("--variant", nargs="+", choices=("before", "after"), default=["before", "after"],
+                        help="which code --run measures (default: both, side by side)")
+    parser.add_argument("--run-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.case, args.k)))
+        return
+    if args.run_worker:
+        print(json.dumps(run_worker(args.run_worker, args.threshold[0], args.scratch)))
+        return
+    if args.run:
+        runs_main(args.run, args.threshold, args.threads, tuple(args.variant))
         return
 
     print(f"operator = ARPACK top-{args.k} triplets through conv/adjoint; dense = build M, "

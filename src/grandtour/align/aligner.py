@@ -311,6 +311,8 @@ def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
                 store.save()
                 bar.update()
             aligner._reductions.pop(layer.name, None)  # noqa: SLF001 - read back the stored one
+        if todo:
+            _seed_static_maps(aligner, store)
         for epoch in todo:
             bar.set_postfix_str(f"epoch {epoch}")
             _align_epoch(run, aligner, store, epoch, summary)
@@ -324,6 +326,21 @@ def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
     for note in summary["fallbacks"].values():  # once per layer, not once per epoch
         warnings.warn(note, AlignmentWarning, stacklevel=2)
     return summary
+
+
+def _seed_static_maps(aligner: Aligner, store: _AlignmentStore) -> None:
+    """Put the maps that do not change with training, as stored by an earlier ``align``, in
+    the aligner's cache, so that a later ``align`` of new epochs does not decompose them again
+    (pooling between two reductions, the identity between two reductions: full SVDs)."""
+    for epoch, doc in store.commit["epochs"].items():
+        entries = [(layer, None, e) for layer, e in doc.get("layers", {}).items()]
+        entries += [(layer, src, e) for layer, by in doc.get("branches", {}).items() for src, e in by.items()]
+        for layer, branch, entry in entries:
+            key = (layer, entry["previous"])
+            if entry.get("source") == "static" and key not in aligner._static:  # noqa: SLF001
+                al = store.alignment(layer, int(epoch), branch)
+                if al is not None:
+                    aligner._static[key] = al  # noqa: SLF001
 
 
 def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int, summary: dict) -> None:
@@ -350,10 +367,11 @@ def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int,
         xs = acts(info.name)
         red = aligner.reduction(info.name)
         if red is not None and store.coords_entry(info.name, epoch, info.static) is None:
-            basis = red.basis.astype(np.float64)
             doc = {"scale": {}, "variance_kept": {}}
             for split, x in zip(run.splits, xs, strict=True):
-                z = x @ basis
+                # In float32, like the basis: the product is stored as float16 (11 bits), so
+                # float64 arithmetic would only double the cost of the largest product here.
+                z = (x.astype(np.float32) @ red.basis).astype(np.float64)
                 y, sc, _ = encode_float16(z)
                 store.write(f"coords/{split}/{info.name}/{'static' if info.static else epoch}", y)
                 doc["scale"][split] = sc

@@ -96,20 +96,21 @@ class LayerMap:
             (grad,) = torch.autograd.grad(out, x, grad_outputs=y)
         return grad
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """``x M + bias`` for an array of rows ``(N, n_in)``; returns ``(N, n_out)`` float64."""
+    def apply(self, x: np.ndarray, dtype=np.float64) -> np.ndarray:
+        """``x M + bias`` for an array of rows ``(N, n_in)``; returns ``(N, n_out)``, computed
+        in ``dtype`` (the builders here follow the dtype of their input), bias added in float64."""
         torch = _torch()
         with torch.no_grad():
-            y = self.forward(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64)))
+            y = self.forward(torch.as_tensor(np.ascontiguousarray(x, dtype=dtype)))
         return y.numpy() + self.bias
 
-    def apply_layer(self, x: np.ndarray) -> np.ndarray:
+    def apply_layer(self, x: np.ndarray, dtype=np.float64) -> np.ndarray:
         """The true layer on rows ``(N, n_in)`` (``layer_fn`` if set, else :meth:`apply`)."""
         if self.layer_fn is None:
-            return self.apply(x)
+            return self.apply(x, dtype)
         torch = _torch()
         with torch.no_grad():
-            return self.layer_fn(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64))).numpy()
+            return self.layer_fn(torch.as_tensor(np.ascontiguousarray(x, dtype=dtype))).numpy()
 
     def _chunk(self) -> int:
         # Rows per operator call: about 64 MB of float64 in the widest intermediate.
@@ -230,7 +231,7 @@ def _linear_map(prev: LayerInfo, layer: LayerInfo, params) -> LayerMap:
     w = _params(params, "weight", layer)
     if w.ndim == 2 and w.shape[1] == prev.dim and w.shape[0] == layer.dim:
         wt = torch.as_tensor(w)
-        return LayerMap(prev.dim, layer.dim, lambda x: x @ wt.T, _bias(params, layer, layer.dim),
+        return LayerMap(prev.dim, layer.dim, lambda x: x @ wt.to(x.dtype).T, _bias(params, layer, layer.dim),
                         description=f"linear {prev.dim} -> {layer.dim}")
     # Per token: (..., a) -> (..., b) on a sequence, the same W on every position: the
     # block-diagonal I_T (x) W^T, applied token by token.
@@ -242,7 +243,7 @@ def _linear_map(prev: LayerInfo, layer: LayerInfo, params) -> LayerMap:
     n_in = w.shape[1]
     bias = np.tile(_bias(params, layer, w.shape[0]), tokens)
     return LayerMap(prev.dim, layer.dim,
-                    lambda x: (x.reshape(x.shape[0], tokens, n_in) @ wt.T).reshape(x.shape[0], -1),
+                    lambda x: (x.reshape(x.shape[0], tokens, n_in) @ wt.to(x.dtype).T).reshape(x.shape[0], -1),
                     bias, description=f"linear {n_in} -> {w.shape[0]} on each of {tokens} tokens",
                     block=(tokens, np.ascontiguousarray(w.T)))
 
@@ -278,7 +279,7 @@ def _conv_map(prev: LayerInfo, layer: LayerInfo, params) -> LayerMap:
         x = x.reshape((x.shape[0],) + in_shape)
         if pre is not None:
             x = F.pad(x, pre, mode=mode)
-        y = conv(x, wt, None, stride, pad_arg, dilation, groups)
+        y = conv(x, wt.to(x.dtype), None, stride, pad_arg, dilation, groups)
         return y.reshape(y.shape[0], -1)
 
     with torch.no_grad():
@@ -369,7 +370,7 @@ def _maxpool_map(prev: LayerInfo, layer: LayerInfo, params) -> LayerMap:
         ones = torch.full((channels, 1) + kernel, 1.0 / (kernel[0] * kernel[1]), dtype=torch.float64)
 
         def avg(x4):  # a dilated window: a depthwise convolution with a constant kernel
-            return F.conv2d(x4, ones, None, stride, 0, dilation, channels)
+            return F.conv2d(x4, ones.to(x4.dtype), None, stride, 0, dilation, channels)
     else:
         raise _Unsupported("max-pooling with dilation and padding (or ceil_mode) has no "
                            "average-pooling replacement here")

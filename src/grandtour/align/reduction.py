@@ -91,9 +91,21 @@ def _variance_kept(x: np.ndarray, z: np.ndarray) -> float:
     ok = _finite_rows(x)
     if not ok.any():
         return 1.0
-    total = float(((x[ok] - x[ok].mean(axis=0)) ** 2).sum())
-    kept = float(((z[ok] - z[ok].mean(axis=0)) ** 2).sum())
+    if not ok.all():
+        x, z = x[ok], z[ok]
+    total, kept = _centred_square_sum(x), _centred_square_sum(z)
     return 1.0 if total == 0.0 else min(1.0, kept / total)
+
+
+def _centred_square_sum(x: np.ndarray) -> float:
+    """``||x - mean(x)||^2`` without the centred copy: ``||x||^2 - n ||mean||^2``, unless
+    that cancels (a mean large next to the spread), then from the centred rows."""
+    mean = x.mean(axis=0, dtype=np.float64)
+    square = float(np.einsum("ij,ij->", x, x, dtype=np.float64))
+    total = square - x.shape[0] * float(mean @ mean)
+    if total > 1e-6 * square:
+        return total
+    return float(((x - mean) ** 2).sum())
 
 
 def _spread(epochs: Sequence[int], most: int) -> list[int]:
@@ -125,18 +137,28 @@ def _fit_pca(blocks: Callable[[], Iterator[np.ndarray]], dim: int, r_max: int, *
 
     if dim <= EXACT_COVARIANCE_DIM:
         method = "covariance"
-        n, s, cov = 0, np.zeros(dim), np.zeros((dim, dim))
+        # Second moments about a fixed shift (the first block's mean), so that the float32
+        # products (twice as fast as float64; the data went through float16) do not cancel.
+        n, s, cov, shift = 0, np.zeros(dim), np.zeros((dim, dim)), None
         for x in blocks():
+            if shift is None and x.shape[0]:
+                shift = x.mean(axis=0)
+            if shift is None:
+                continue
+            xc = (x - shift).astype(np.float32)
             n += x.shape[0]
-            s += x.sum(axis=0)
-            cov += x.T @ x
+            s += xc.sum(axis=0, dtype=np.float64)
+            cov += xc.T @ xc
         if n == 0:
             raise GrandTourError("no finite activations to fit the reduction on")
-        mean = s / n
-        cov = cov / n - np.outer(mean, mean)
-        evals, evecs = scipy.linalg.eigh(cov, check_finite=False)
-        evals, evecs = evals[::-1], evecs[:, ::-1]
+        centre = s / n
+        mean = shift + centre
+        cov = cov / n - np.outer(centre, centre)
         total = float(np.trace(cov))
+        # Only the leading r_max eigenpairs are kept: ask LAPACK for those alone.
+        subset = None if r_max >= dim else [dim - r_max, dim - 1]
+        evals, evecs = scipy.linalg.eigh(cov, subset_by_index=subset, check_finite=False)
+        evals, evecs = evals[::-1], evecs[:, ::-1]
     else:
         method = "randomized"
         n, s, sq = moments()
