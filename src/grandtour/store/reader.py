@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from grandtour.store.groups import DerivedGroup, record_path
 from grandtour.store.importer import read_npz, write_arrays
 from grandtour.store.integrity import adversarial_problems
 from grandtour.store.layout import Layout
+from grandtour.store.location import as_path
 from grandtour.store.schema import (
     ADV_ACTIVATIONS,
     ADV_EXAMPLE_INDEX,
@@ -158,7 +158,7 @@ class Run:
     @classmethod
     def open(cls, path) -> Run:
         """Open the run at ``path``; :class:`StoreError` saying what to do if it is not one."""
-        return cls(Layout(Path(path), read_only=True))
+        return cls(Layout(as_path(path), read_only=True))
 
     def _apply_commit(self, record: CommitRecord) -> None:
         self._entries: dict[int, EpochEntry] = {e.epoch: e for e in record.epochs}
@@ -438,8 +438,13 @@ class Run:
     def from_arrays(cls, path, activations: Mapping[str, np.ndarray], labels, *, class_names=None,
                     split: str = "train", epochs=None, layer_kinds: Mapping[str, str] | None = None,
                     overwrite: bool = False, images=None, indices=None,
-                    dataset: str = "custom") -> Run:
+                    dataset: str = "custom", **more) -> Run:
         """Make a run from activations recorded elsewhere.
+
+        Several splits, predictions, per-layer parameters, the graph's edges and layers of
+        any shape: ``more`` holds ``predictions``, ``params``, ``layer_inputs``,
+        ``layer_shapes``, ``layer_configs`` (and ``labels``/``activations`` may map split ->
+        ...), as :func:`grandtour.store.importer.write_arrays` documents.
 
         Parameters
         ----------
@@ -462,7 +467,7 @@ class Run:
         """
         write_arrays(path, activations, labels, class_names=class_names, split=split, epochs=epochs,
                      layer_kinds=layer_kinds, overwrite=overwrite, images=images, indices=indices,
-                     dataset=dataset)
+                     dataset=dataset, **more)
         return cls.open(path)
 
     @classmethod
