@@ -73,5 +73,8 @@ def create_app(run_paths: Sequence[str | os.PathLike], *, web_dir: str | os.Path
     guard.install(app, allowed_hosts, token or None)
     for routes in API_ROUTERS:
         app.include_router(routes(runs))
+    from grandtour.server.compare import compare_routes
+
+    app.include_router(compare_routes(runs))  # the comparisons and analyses (issue 11)
     app.include_router(static_routes(web_root))  # last: it catches every other path
     return app

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from grandtour.store.location import is_remote
 from grandtour.store.reader import Run
 from grandtour.store.validate import describe_epochs
 
 
 def _disk_size(path: Path) -> int:
+    if is_remote(path):
+        return int(path.fs.du(path.key))
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
@@ -52,6 +55,9 @@ def format_info(run: Run) -> str:
         if bad:
             lines.append("non-finite rows at epoch {}: {}".format(
                 last, ", ".join(f"{s}/{layer} {c}" for (s, layer), c in bad.items())))
+    late = _late_classes(run)
+    if late:
+        lines.append(late)
     names = run.adversarial_names()
     if names:
         lines.append("adversarial")
@@ -66,6 +72,19 @@ def format_info(run: Run) -> str:
         text = json.dumps(run.config, sort_keys=True)
         lines.append(f"config    {text if len(text) <= 300 else text[:297] + '...'}")
     return "\n".join(lines)
+
+
+def _late_classes(run: Run) -> str:
+    """``late classes  1 (epoch 14), ...`` (grandtour.analysis), or "" if none or not computable."""
+    from grandtour.analysis import late_classes
+    from grandtour.errors import GrandTourError
+
+    split = "test" if "test" in run.splits else run.splits[0]
+    try:
+        late = late_classes(run, split)
+    except GrandTourError:  # no softmax layer and no per-class metrics
+        return ""
+    return "late classes  " + ", ".join(f"{name} (epoch {epoch})" for name, epoch in late) if late else ""
 
 
 def info_command(args) -> int:

@@ -78,7 +78,9 @@ PARAMS = "params"
 ADVERSARIAL = "adversarial"
 #: Groups derived from a run (by grandtour.align, by the comparisons), each under
 #: ``RUN/<name>/``: a Zarr v3 group plus its own commit record (see store.groups).
-DERIVED_GROUPS = ("alignment", "comparisons")
+#: The comparisons' group (grandtour.compare): embeddings, correspondences, hybrid layers.
+COMPARISONS_GROUP = "comparisons"
+DERIVED_GROUPS = ("alignment", COMPARISONS_GROUP)
 #: What a run directory may hold; ``RunWriter.create(overwrite=True)`` deletes only such a directory.
 RUN_ENTRIES = frozenset({ZARR_META, COMMIT_FILE, PROBES, ACTIVATIONS, PREDICTIONS, METRICS,
                          PARAMS, ADVERSARIAL, TRAIN_STATE, LOCK_FILE, *DERIVED_GROUPS})
