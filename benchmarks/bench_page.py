@@ -7,12 +7,14 @@ unless ``--gpu``):
    HTML widget, on the same data (N points x 10 dims, 10 classes): each page animates
    its tour by itself and we record the ``requestAnimationFrame`` intervals over a few
    seconds (median). This is what a user feels; both pages are capped by the display
-   rate (16.7 ms) when their work per frame is shorter.
+   rate (16.7 ms) when their work per frame is shorter. Beside it, the CPU time all the
+   browser's processes used per frame (/proc): on a machine shared with other work the
+   intervals stretch, the CPU per frame much less, so its ratio is the steadier one.
 2. **Time from ``grandtour serve`` to first frame** for a run given with ``--run``:
    from starting the server (``create_app`` opens the run) to the page's
    ``window.grandtour.ready`` (first frame drawn).
 
-    pip install langevitour 'setuptools<81'    # its widget still imports pkg_resources
+    pip install langevitour    # or: pip download langevitour; unzip the wheel; PYTHONPATH=...
     python benchmarks/bench_page.py --run runs/fashion
 """
 
@@ -31,12 +33,47 @@ ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--disable-background-net
 RAF_PROBE = """async (ms) => {
   const t = []; const end = performance.now() + ms;
   await new Promise((done) => {
-    const f = (now) => { t.push(now); if (now < end) requestAnimationFrame(f); else done(); };
+    const f = (now) => { t.push(now); if (now < end || t.length < 4) requestAnimationFrame(f); else done(); };
     requestAnimationFrame(f);
   });
   const d = t.slice(1).map((x, i) => x - t[i]).sort((a, b) => a - b);
-  return d[Math.floor(d.length / 2)];
+  return {median: d[Math.floor(d.length / 2)], frames: d.length};
 }"""
+
+
+def _browser_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process's descendants: the
+    Playwright driver and every chromium process (browser, GPU with SwiftShader, renderer)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d)] = int(fields[1])
+        cpu[int(d)] = (int(fields[11]) + int(fields[12])) / tick
+    me = os.getpid()
+
+    def below(pid):
+        while pid in parent and pid != me:
+            pid = parent[pid]
+        return pid == me
+
+    return sum(c for pid, c in cpu.items() if pid != me and below(pid))
+
+
+def measure(page, seconds: float) -> tuple[float, float]:
+    """(median rAF interval in ms, browser CPU ms per frame) while the page animates by itself.
+    The second figure is what a frame costs the machine, whatever else shares it."""
+    c0 = _browser_cpu_s()
+    r = page.evaluate(RAF_PROBE, seconds * 1000)
+    return r["median"], 1000 * (_browser_cpu_s() - c0) / max(1, r["frames"])
 
 
 def launch(p, gpu: bool):
@@ -51,25 +88,42 @@ def data(n: int, seed: int = 0):
     return (centers[labels] + rng.normal(0, 1, (n, 10))).astype(np.float32), labels
 
 
-def ours_period(p, gpu, n, tmp: Path, seconds: float) -> float:
+def ours_period(p, gpu, n, tmp: Path, seconds: float, web: Path | None = None) -> tuple[float, float]:
     from grandtour.server import ServerThread, create_app
     from grandtour.store import Run
 
     X, y = data(n)
     path = tmp / f"ours-{n}"
-    Run.from_arrays(path, {"layer": X}, y, split="test")
-    with ServerThread(create_app([path]), "127.0.0.1", 0) as srv:
+    if not path.exists():
+        Run.from_arrays(path, {"layer": X}, y, split="test")
+    with ServerThread(create_app([path], web_dir=web), "127.0.0.1", 0) as srv:
         browser = launch(p, gpu)
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(srv.url)
         page.wait_for_function("window.grandtour && window.grandtour.state().frameCount > 5",
                                timeout=120_000)
-        period = page.evaluate(RAF_PROBE, seconds * 1000)
+        period = measure(page, seconds)
         browser.close()
     return period
 
 
-def langevitour_period(p, gpu, n, tmp: Path, seconds: float) -> float:
+def _pkg_resources_shim() -> None:
+    """langevitour 0.8 reads its bundled script with ``pkg_resources.resource_filename``;
+    setuptools >= 81 no longer ships ``pkg_resources``: give it the one function it uses."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        import importlib.resources
+        import sys
+        import types
+
+        shim = types.ModuleType("pkg_resources")
+        shim.resource_filename = lambda pkg, name: str(importlib.resources.files(pkg) / name)
+        sys.modules["pkg_resources"] = shim
+
+
+def langevitour_period(p, gpu, n, tmp: Path, seconds: float) -> tuple[float, float]:
+    _pkg_resources_shim()
     from langevitour import Langevitour
 
     X, y = data(n)
@@ -79,7 +133,7 @@ def langevitour_period(p, gpu, n, tmp: Path, seconds: float) -> float:
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(html.as_uri())
     page.wait_for_timeout(2000)  # let it start its own animation
-    period = page.evaluate(RAF_PROBE, seconds * 1000)
+    period = measure(page, seconds)
     browser.close()
     return period
 
@@ -106,16 +160,23 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--run", type=Path, help="a run for the time-to-first-frame figure")
     ap.add_argument("--gpu", action="store_true", help="let chromium use a GPU (no SwiftShader)")
+    ap.add_argument("--before", type=Path, metavar="WEB",
+                    help="another copy of grandtour/web (e.g. `git archive` of an older commit) measured in the "
+                         "same run, for a before/after table")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
-        print("| points x dims | grandtour page (ms/frame) | langevitour widget (ms/frame) | ratio |")
-        print("| --- | ---: | ---: | ---: |")
+        pages = [("grandtour page", None)] + ([(f"before ({args.before.name})", args.before)] if args.before else [])
+        print("| points x dims | page | page (ms/frame) | langevitour widget (ms/frame) | ratio "
+              "| page CPU (ms/frame) | langevitour CPU (ms/frame) | CPU ratio |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for n in args.sizes:
-            ours = ours_period(p, args.gpu, n, Path(tmp), args.seconds)
-            theirs = langevitour_period(p, args.gpu, n, Path(tmp), args.seconds)
-            print(f"| {n} x 10 | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f}x |", flush=True)
+            theirs, theirs_cpu = langevitour_period(p, args.gpu, n, Path(tmp), args.seconds)
+            for name, web in pages:
+                ours, ours_cpu = ours_period(p, args.gpu, n, Path(tmp), args.seconds, web)
+                print(f"| {n} x 10 | {name} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f}x "
+                      f"| {ours_cpu:.1f} | {theirs_cpu:.1f} | {theirs_cpu / ours_cpu:.2f}x |", flush=True)
         if args.run:
             t_server, total = first_frame(p, args.gpu, args.run)
             print(f"\ntime to first frame, {args.run}: {total:.2f} s "

@@ -35,16 +35,17 @@ ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--disable-background-net
 DEFAULT_SIZES = ["10000x10", "100000x10", "1000000x10", "10000x256", "10000x1024"]
 
 
-def serve_web():
-    """Serve the viewer's static files on 127.0.0.1 (a free port), as ``grandtour serve``
-    does (same routes and media types), without runs; returns the started ServerThread."""
+def serve_web(web: Path | None = None):
+    """Serve the viewer's static files (or those of ``web``, a copy to try a change on) on
+    127.0.0.1 (a free port), as ``grandtour serve`` does (same routes and media types),
+    without runs; returns the started ServerThread."""
     from fastapi import FastAPI
 
     from grandtour.server import ServerThread
     from grandtour.server.static import WEB_DIR, static_routes
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(static_routes(WEB_DIR))
+    app.include_router(static_routes(web or WEB_DIR))
     return ServerThread(app).start()
 
 
@@ -55,13 +56,14 @@ def main(argv=None) -> int:
     ap.add_argument("--point-size", type=float, default=2.0)
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     ap.add_argument("--gpu", action="store_true", help="let chromium use a GPU (no SwiftShader)")
+    ap.add_argument("--web", type=Path, help="serve this copy of grandtour/web instead (to try a change)")
     args = ap.parse_args(argv)
     if not Path(args.chromium).exists():
         print(f"chromium not found at {args.chromium}: apt-get install -y chromium", file=sys.stderr)
         return 2
     from playwright.sync_api import sync_playwright
 
-    server = serve_web()
+    server = serve_web(args.web)
     url = server.url
     flags = ARGS + ([] if args.gpu else ["--use-angle=swiftshader"])
     rows = []

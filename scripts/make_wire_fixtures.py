@@ -179,6 +179,10 @@ def requests() -> list[tuple[str, str, list | None]]:
                 url = f"{api}/transition/{layer}/{epoch}/{split}"
                 out.append(("transition", url, ["transition", RUN, layer, epoch, split]))
                 out.append(("basis", url + "/basis", None))
+    # From a named input (`?source=`, a merge's other inputs; here the main one).
+    url = f"{api}/transition/fc/1/test"
+    out += [("transition", f"{url}?source=input", ["transition", RUN, "fc", 1, "test", "input"]),
+            ("basis", f"{url}/basis?source=input", None)]
     out += [("json", f"{api}/adversarial/default", ["adversarial", RUN, "default"]),
             ("adv_predictions", f"{api}/adversarial/default/predictions",
              ["adversarialPredictions", RUN, "default"]),
@@ -220,6 +224,7 @@ def _transition(headers, body: bytes) -> dict:
     return {"n": n, "k": k, "scale": scale, "nonfinite": int(headers["x-nonfinite"]),
             "previous": headers["x-previous"], "method": headers["x-method"],
             "exact": headers["x-exact"] != "0", "note": headers.get("x-note", ""),
+            "residual": float(headers["x-residual"]) if "x-residual" in headers else None,
             "varianceKept": [float(v) for v in headers["x-variance-kept"].split(",")],
             "reduced": [v == "1" for v in headers["x-reduced"].split(",")],
             "basisUrl": headers["x-basis"], "start": bits[0], "end": bits[1],

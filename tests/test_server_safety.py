@@ -255,9 +255,9 @@ def test_a_long_note_and_a_non_ascii_layer_reach_the_page(run_dir: Path, monkeyp
     note = "x" * (wire.HEADER_TEXT_LIMIT - 1) + " then more\r\nX-Injected: 1"
     fake = types.SimpleNamespace(
         start=np.zeros((n, k), np.float32), end=np.ones((n, k), np.float32), previous="entrée→1",
-        method="lstsq", exact=False, note=note, variance_kept=(1.0, 0.5), reduced=(False, True),
+        method="lstsq", exact=False, note=note, residual=0.25, variance_kept=(1.0, 0.5), reduced=(False, True),
         basis_in=np.eye(k), basis_out=np.eye(k))
-    monkeypatch.setattr(served_runs.ServedRun, "transition", lambda self, layer, epoch, split: fake)
+    monkeypatch.setattr(served_runs.ServedRun, "transition", lambda self, layer, epoch, split, source=None: fake)
     with server.ServerThread(server.create_app([run_dir])) as srv:
         status, headers, body = get(srv.port, "/api/runs/my-run/transition/fc/1/train")
     assert status == 200 and len(body) == 2 * n * k * 2

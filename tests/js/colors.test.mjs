@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { classColor, classCss, palette } from '../../src/grandtour/web/js/colors.js';
+import { CORRECT, WRONG, classColor, classCss, palette } from '../../src/grandtour/web/js/colors.js';
 
 const table = JSON.parse(readFileSync(new URL('../../src/grandtour/web/palette.json', import.meta.url)));
 
@@ -25,8 +25,15 @@ test('beyond ten classes every class gets its own hue, class 0 red', () => {
 
 test('the renderer palette holds 4 bytes per class, alpha 0 for a hidden class', () => {
   const p = palette(13, new Set([4]));
-  assert.equal(p.length, 13 * 4);
+  assert.equal(p.length, (2 * 13 + 3) * 4);
   assert.deepEqual(Array.from(p.subarray(0, 3)), classColor(0, 13));
   assert.equal(p[4 * 4 + 3], 0);
   assert.equal(p[5 * 4 + 3], 217);
+  // Then correct, wrong, not drawn; then the classes again, never hidden (predictions).
+  assert.deepEqual(Array.from(p.subarray(4 * 13, 4 * 13 + 4)), [...CORRECT, 217]);
+  assert.deepEqual(Array.from(p.subarray(4 * 14, 4 * 14 + 4)), [...WRONG, 217]);
+  assert.equal(p[4 * 15 + 3], 0);
+  assert.deepEqual(Array.from(p.subarray(4 * (16 + 4), 4 * (16 + 4) + 4)), [...classColor(4, 13), 217]);
+  // The opacity is every entry's alpha.
+  assert.equal(palette(13, new Set(), 0.5)[5 * 4 + 3], 128);
 });

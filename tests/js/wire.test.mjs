@@ -110,7 +110,7 @@ for (const c of calls) {
         assert.deepEqual(out.bitmap, { bitmap: true, type: 'image/png' });
         break;
       case 'transition': {
-        for (const key of ['n', 'k', 'scale', 'nonfinite', 'previous', 'method', 'exact', 'note', 'varianceKept', 'reduced']) {
+        for (const key of ['n', 'k', 'scale', 'nonfinite', 'previous', 'method', 'exact', 'note', 'residual', 'varianceKept', 'reduced']) {
           assert.deepEqual(out[key], d[key], `${c.url}: ${key}`);
         }
         assert.deepEqual(Array.from(out.start), flat(d.start));

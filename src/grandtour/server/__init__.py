@@ -22,7 +22,10 @@ HTTP API (all GET, and HEAD; every error is JSON ``{"error": "..."}``)
     "config", "live", "aligned", "nonfinite": {epoch: {split: {layer: rows}}}}``
     (``nonfinite`` lists only the non-zero counts). The epochs are re-read on every
     request. ``reduced_dim`` and ``variance_kept`` (of the pooled variance) are given for
-    a wide layer that ``grandtour align`` stored in a fixed reduction.
+    a wide layer that ``grandtour align`` stored in a fixed reduction. ``extent``: the
+    scale the page draws the layer at, the largest over its epochs and splits of the 99th
+    percentile of its rows' norms as sent (so the page loads no epoch to fix it); for a
+    large run, given for each layer once the server has computed it.
 ``/api/runs/{id}/activations/{layer}/{epoch}/{split}``
     raw little-endian float16, row-major ``(N, dim)`` (``(N, reduced_dim)`` for a reduced
     layer, with ``X-Reduced: r,dim``); ``X-Shape: N,dim``, ``X-Scale: s`` (multiply by
@@ -36,7 +39,9 @@ HTTP API (all GET, and HEAD; every error is JSON ``{"error": "..."}``)
     ``X-Atlas: cols,rows,cell_w,cell_h,N``; the layout as JSON.
 ``/api/runs/{id}/transition/{layer}/{epoch}/{split}`` and ``.../basis``
     the layer transition of :mod:`grandtour.align`: float16 ``start`` then ``end``
-    ``(N, k)``; float32 ``basis_in`` then ``basis_out`` (see :func:`create_app`).
+    ``(N, k)``, with ``X-Previous``, ``X-Method``, ``X-Exact``, ``X-Residual`` (the
+    relative residual of its check, two significant digits; absent when not checked) and
+    ``X-Note``; float32 ``basis_in`` then ``basis_out`` (see :func:`create_app`).
 ``/api/runs/{id}/adversarial/{name}``, ``.../{name}/predictions``, ``.../{name}/images``,
 ``.../{name}/{layer}``
     the record's metadata (JSON), its predictions (int16 ``(S+1, M)``), its images as a

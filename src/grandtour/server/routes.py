@@ -27,7 +27,9 @@ def _router() -> APIRouter:
 
 def _layer_doc(h: ServedRun, info: Any) -> dict:
     doc = {"name": info.name, "kind": info.kind, "shape": list(info.shape), "dim": info.dim,
-           "static": bool(info.static), "module": info.module, "config": info.config}
+           "static": bool(info.static), "module": info.module, "config": info.config,
+           # The graph's edges (main path first); a chain run lists the layer before.
+           "inputs": list(h.run.inputs(info.name))}
     red = h.reduction(info.name)
     if red is not None:  # shown as (N, r) in a fixed reduction, the same for every epoch
         doc.update(reduced_dim=int(red.rank), variance_kept=float(red.variance_kept))
@@ -49,8 +51,13 @@ def meta_document(h: ServedRun) -> dict:
     """What ``/api/runs/{id}/meta`` says of run ``h`` (its epochs re-read first)."""
     h.refresh()
     run = h.run
+    extents = h.extents()
+    layers = [_layer_doc(h, i) for i in run.layers]
+    for doc in layers:
+        if doc["name"] in extents:  # the fixed scale of the layer: the page loads no epoch for it
+            doc["extent"] = extents[doc["name"]]
     return {
-        **h.summary(), "class_names": run.class_names, "layers": [_layer_doc(h, i) for i in run.layers],
+        **h.summary(), "class_names": run.class_names, "layers": layers,
         "splits": run.splits, "sizes": {s: run.size(s) for s in run.splits},
         "images": {s: (h.probes.get(s) or {}).get("images") for s in run.splits},
         "adversarial": run.adversarial_names(), "config": run.config, "nonfinite": _nonfinite(run),
@@ -162,27 +169,37 @@ def transition_routes(runs: ServedRuns) -> APIRouter:
     """The layer transitions of :mod:`grandtour.align` and their bases."""
     router = _router()
 
-    def transition_of(h: ServedRun, layer: str, epoch: str, split: str) -> tuple[int, Any]:
+    def transition_of(h: ServedRun, layer: str, epoch: str, split: str,
+                      source: str | None) -> tuple[int, Any]:
         h.layer_info(layer)
         h.check_split(split)
         e = h.check_epoch(epoch)
-        if h.run.layer_names.index(layer) == 0:
+        inputs = h.run.inputs(layer)
+        if not inputs:
             raise not_found(f"layer {layer!r} is the first layer of run {h.id!r}: transitions "
                             "go from the previous layer into a layer")
-        return e, h.transition(layer, e, split)
+        if source is not None and source not in inputs:
+            raise not_found(f"{source[:80]!r} is not an input of layer {layer!r} in run {h.id!r}; "
+                            f"its inputs: {', '.join(inputs)}")
+        return e, h.transition(layer, e, split, source if source != inputs[0] else None)
 
-    @router.get("/{run_id}/transition/{layer}/{epoch}/{split}")
-    def transition(run_id: str, layer: str, epoch: str, split: str):
-        h = runs.get(run_id)
-        e, t = transition_of(h, layer, epoch, split)
+    def basis_url(run_id: str, layer: str, e: int, split: str, source: str | None) -> str:
         # Percent-encoded: a layer or split may be named in any script (the header is ASCII).
         parts = "/".join(quote(str(p), safe="") for p in (run_id, "transition", layer, e, split, "basis"))
-        return wire.transition_response(t, f"/api/runs/{parts}")
+        return f"/api/runs/{parts}" + (f"?source={quote(source, safe='')}" if source is not None else "")
+
+    @router.get("/{run_id}/transition/{layer}/{epoch}/{split}")
+    def transition(run_id: str, layer: str, epoch: str, split: str, source: str | None = None):
+        """The transition into ``layer`` from ``source``, one of its inputs (default: the
+        first, the main path): a merge has one per input."""
+        h = runs.get(run_id)
+        e, t = transition_of(h, layer, epoch, split, source)
+        return wire.transition_response(t, basis_url(run_id, layer, e, split, source))
 
     @router.get("/{run_id}/transition/{layer}/{epoch}/{split}/basis")
-    def transition_basis(run_id: str, layer: str, epoch: str, split: str):
+    def transition_basis(run_id: str, layer: str, epoch: str, split: str, source: str | None = None):
         h = runs.get(run_id)
-        return wire.basis_response(transition_of(h, layer, epoch, split)[1])
+        return wire.basis_response(transition_of(h, layer, epoch, split, source)[1])
 
     return router
 

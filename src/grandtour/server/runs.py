@@ -34,6 +34,13 @@ LIVE_WINDOW_S = 120.0
 LIVE_PLANNED_S = 3600.0
 #: Transitions kept per run (each is asked for twice: its data, then its basis).
 TRANSITION_CACHE = 8
+#: A layer's extent (``/meta``): the largest, over its epochs and splits, of this quantile
+#: of its rows' norms, as sent (float16 times scale): the page's viewmap.js EXTENT_QUANTILE.
+EXTENT_QUANTILE = 0.99
+#: Runs with up to this many float16 bytes of activations get every layer's extent in
+#: their first ``/meta``; larger ones compute them in the background (``/meta`` gives
+#: each layer's once known, and until then the page measures it itself).
+EXTENT_SYNC_BYTES = 64 * 2**20
 
 _EPOCH = re.compile(r"^[0-9]{1,12}$")
 
@@ -47,6 +54,15 @@ def align_module() -> tuple[Any, str]:
             return None, "this installation has no grandtour.align; update grandtour"
         return None, f"grandtour.align needs the Python package {err.name!r}: {err}"
     return align, ""
+
+
+def norm_quantile(y: np.ndarray, scale: float, q: float = EXTENT_QUANTILE) -> float:
+    """The ``q`` quantile of the norms of the finite rows of float16 ``y`` (N, dim) times
+    ``scale``, the way the page takes it (viewmap.js ``normQuantile``): the sorted squared
+    norms' entry ``floor(q (n - 1))``; 0 when no row is finite."""
+    x = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    sq = np.sort(np.square(x[np.isfinite(x).all(axis=1)]).sum(axis=1))
+    return float(np.sqrt(sq[int(np.floor(q * (len(sq) - 1)))]) * scale) if len(sq) else 0.0
 
 
 def _tag(*parts: Any, n: int = 20) -> str:
@@ -75,6 +91,9 @@ class ServedRun:
     _transitions: OrderedDict = field(default_factory=OrderedDict)
     #: Why the run is no longer served (a link out of it appeared), or None.
     refused: str | None = None
+    #: (layer, epoch, split) -> the EXTENT_QUANTILE of the row norms (committed epochs do not change).
+    _norms: dict = field(default_factory=dict)
+    _extent_thread: Any = None
 
     @property
     def name(self) -> str:
@@ -131,6 +150,61 @@ class ServedRun:
         """``{"id", "name", "dataset", "epochs", "live"}``, as listed by ``/api/runs``."""
         return {"id": self.id, "name": self.name, "dataset": self.run.dataset,
                 "epochs": list(self.run.epochs), "live": self.live()}
+
+    # -- the fixed scale of each layer (viewmap.js)
+
+    def _norm_quantile(self, layer: str, epoch: int, split: str) -> float:
+        key = (layer, epoch, split)
+        if key not in self._norms:
+            if self.reduction(layer) is None:
+                y, scale = self.run.activations_float16(layer, epoch, split)
+            else:
+                from grandtour.server.wire import to_float16
+
+                y, scale, _ = to_float16(self.coordinates(layer, epoch, split))
+            self._norms[key] = norm_quantile(y, scale)
+        return self._norms[key]
+
+    def _layer_extent(self, info: Any) -> float | None:
+        epochs = list(self.run.epochs)
+        if not epochs:
+            return None
+        r = max(self._norm_quantile(info.name, e, split)
+                for e in (epochs[:1] if info.static else epochs) for split in self.run.splits)
+        return r if r > 0 else None
+
+    def _extents_known(self) -> dict[str, float]:
+        epochs = list(self.run.epochs)
+        out = {}
+        for info in self.run.layers:
+            use = epochs[:1] if info.static else epochs
+            keys = [(info.name, e, s) for e in use for s in self.run.splits]
+            if use and all(k in self._norms for k in keys):
+                r = max(self._norms[k] for k in keys)
+                if r > 0:
+                    out[info.name] = r
+        return out
+
+    def extents(self) -> dict[str, float]:
+        """Each layer's extent (the scale the page draws it at), by name: all of them for a
+        small run; for a large one, those computed so far (a background thread goes on)."""
+        run = self.run
+        size = sum(run.size(s) for s in run.splits) * sum(i.dim for i in run.layers) * 2 * len(run.epochs)
+        if size <= EXTENT_SYNC_BYTES:
+            try:
+                return {i.name: r for i in run.layers if (r := self._layer_extent(i)) is not None}
+            except (GrandTourError, OSError, ValueError):
+                return {}  # the page measures the layers itself (and reports what it cannot read)
+        if self._extent_thread is None or not self._extent_thread.is_alive():
+            def work() -> None:
+                try:
+                    for info in run.layers:
+                        self._layer_extent(info)
+                except (GrandTourError, OSError, ValueError):
+                    pass
+            self._extent_thread = threading.Thread(target=work, name=f"extents-{self.id}", daemon=True)
+            self._extent_thread.start()
+        return self._extents_known()
 
     # -- URL parts, checked against the run before the store is read
 
@@ -249,25 +323,26 @@ class ServedRun:
         align, _ = self.alignment()
         return self._get_aligner(align).coordinates(layer, epoch, split)
 
-    def transition(self, layer: str, epoch: int, split: str) -> Any:
-        """``align.Transition`` into ``layer``; the last few are kept (data, then basis)."""
+    def transition(self, layer: str, epoch: int, split: str, source: str | None = None) -> Any:
+        """``align.Transition`` into ``layer`` from ``source`` (None: its main input); the
+        last few are kept (data, then basis)."""
         align, stamp = self.alignment()
         if align is None:
             raise HttpError(503, f"layer transitions are not available: {align_module()[1]}")
         if stamp is None:
             raise not_found(f"run {self.id!r} has not been aligned, so it has no layer transitions; "
                             f"run `grandtour align {self.path}`")
-        key = (layer, epoch, split)
+        key = (layer, epoch, split, source)
         with self.align_lock:
             if key in self._transitions:
                 self._transitions.move_to_end(key)
                 return self._transitions[key]
         try:
-            t = align.load_transition(self.run, layer, epoch, split)
+            t = align.load_transition(self.run, layer, epoch, split, source=source)
         except NotAlignedError:
             # An epoch `grandtour align` did not cover (e.g. committed after it, or
             # `train --no-align`): compute it now, in the run's stored reductions.
-            t = self._get_aligner(align).transition(layer, epoch, split)
+            t = self._get_aligner(align).transition(layer, epoch, split, source)
         with self.align_lock:
             self._transitions[key] = t
             while len(self._transitions) > TRANSITION_CACHE:
@@ -319,6 +394,10 @@ def links_out(root: Path, limit: int = 5) -> list[Path]:
     to ``~/.ssh/id_rsa``) would send the file it names to whoever can reach the server.
     Links that stay inside the run are harmless and allowed. The walk does not follow links.
     """
+    from grandtour.store.location import is_remote
+
+    if is_remote(root):
+        return []  # object stores have no links
     base = Path(root).resolve()
     found: list[Path] = []
     for top, dirs, files in os.walk(base, followlinks=False):
@@ -353,7 +432,9 @@ def open_runs(run_paths: Sequence[str | os.PathLike]) -> list[ServedRun]:
     if not run_paths:
         raise GrandTourError("no run given: `grandtour serve RUN [RUN ...]` needs at least one run "
                              "directory (written by `grandtour train`, `demo` or `import`)")
-    paths = [Path(p) for p in run_paths]
+    from grandtour.store.location import as_path
+
+    paths = [as_path(p) for p in run_paths]  # a local path, or a URL (s3://...): read in place
     seen: dict[Path, Path] = {}
     for p in paths:
         real = p.resolve()

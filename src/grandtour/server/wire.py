@@ -62,7 +62,7 @@ __all__ = [
 
 #: The headers the page reads (besides Content-Type, Cache-Control and ETag).
 CONTRACT_HEADERS = ("X-Shape", "X-Scale", "X-Nonfinite", "X-Reduced", "X-Basis", "X-Previous",
-                    "X-Method", "X-Exact", "X-Variance-Kept", "X-Note", "X-Basis-Names", "X-Atlas")
+                    "X-Method", "X-Exact", "X-Residual", "X-Variance-Kept", "X-Note", "X-Basis-Names", "X-Atlas")
 #: Longest header value :func:`header_text` lets through.
 HEADER_TEXT_LIMIT = 300
 #: Longest value of any other header (a URL, a list of numbers): far below h11's 16 KiB.
@@ -197,6 +197,9 @@ def transition_response(t: Any, basis_url: str) -> Response:
         "X-Basis": basis_url, "X-Previous": t.previous, "X-Method": t.method,
         "X-Exact": "1" if t.exact else "0", "X-Variance-Kept": _floats(t.variance_kept),
         "X-Reduced": _flags(t.reduced)}
+    if t.residual is not None and np.isfinite(t.residual):
+        # Two significant digits: what the page shows, and the same on every BLAS.
+        headers["X-Residual"] = f"{float(t.residual):.2g}"
     if t.note:
         headers["X-Note"] = header_text(t.note)
     return _binary(both, headers)

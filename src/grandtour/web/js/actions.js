@@ -7,6 +7,8 @@ import { PRESET_VERSION, base64ToF64, decodeHash, downloadPreset, encodeHash, f6
 import { matrix } from './linalg.js';
 import { matrixFromFrame } from './tours.js';
 import { zoomAbout } from './viewmap.js';
+import { COLOR_MODES } from './pointcolors.js';
+import { exportPng, exportSvg } from './viewexport.js';
 
 const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
 
@@ -65,6 +67,61 @@ export function makeActions(app) {
     /** Back to the fitted map: zoom 1, the origin at the centre. */
     resetZoom() { store.set({ zoom: 1, pan: [0, 0] }); },
     toggleFitEpoch(on) { store.set({ fitEpoch: on ?? !get().fitEpoch }); },
+
+    // ---------------------------------------------------------------- how points are drawn
+    setColorBy(mode) { if (COLOR_MODES.includes(mode)) store.set({ colorBy: mode }); },
+    /** Label -> prediction -> correctness -> label. */
+    cycleColorBy() { actions.setColorBy(COLOR_MODES[(COLOR_MODES.indexOf(get().colorBy) + 1) % COLOR_MODES.length]); },
+    toggleOnlyMisclassified(on) { store.set({ onlyMisclassified: on ?? !get().onlyMisclassified }); },
+    setPointSize(v) { store.set({ pointSize: clamp(Number(v) || 1, 0.25, 4) }); },
+    pointSizeBy(f) { actions.setPointSize(get().pointSize * f); },
+    setOpacity(v) { store.set({ opacity: clamp(Number.isFinite(Number(v)) ? Number(v) : 0.85, 0.05, 1) }); },
+    opacityBy(d) { actions.setOpacity(Math.round((get().opacity + d) * 100) / 100); },
+    toggleHandles(on) { store.set({ showHandles: on ?? !get().showHandles }); },
+    toggleAdvLines(on) { store.set({ advLines: on ?? !get().advLines }); },
+
+    /** Mark one point (`index` of `split`) in its panel; null clears the mark. */
+    selectPoint(split, index) {
+      const s = get();
+      if (split == null || !(index >= 0) || !app.labels[split] || index >= app.labels[split].length) {
+        store.set({ selectedPoint: null });
+        return;
+      }
+      store.set({ selectedPoint: { split, index } });
+    },
+    /**
+     * Find points: "123" (or "test:123", "#123") selects and marks point 123 of the first
+     * shown split that has it; "label:3", "label:cat" or a class name selects the class.
+     * @returns {string} what was found (shown beside the search box)
+     */
+    search(text) {
+      const s = get();
+      const q = String(text ?? '').trim();
+      if (!q || !s.meta) return '';
+      const names = s.meta.class_names;
+      const m = /^(?:([A-Za-z_][\w-]*):)?#?(\d+)$/.exec(q);
+      if (m && (!m[1] || s.meta.splits.includes(m[1]))) {
+        const i = Number(m[2]);
+        const order = m[1] ? [m[1]] : [...s.splits, ...s.meta.splits.filter((x) => !s.splits.includes(x))];
+        const split = order.find((x) => app.labels[x] && i < app.labels[x].length);
+        if (!split) return `no point ${i}`;
+        const patch = { selection: { [split]: Int32Array.of(i) }, selectedPoint: { split, index: i } };
+        if (!s.splits.includes(split)) patch.splits = s.meta.splits.filter((x) => x === split || s.splits.includes(x));
+        store.set(patch);
+        return `point ${i} of ${split}`;
+      }
+      const lab = /^(?:label|class):\s*(.+)$/i.exec(q);
+      const name = (lab ? lab[1] : q).trim().toLowerCase();
+      let c = names.findIndex((x) => String(x).toLowerCase() === name);
+      if (c < 0 && lab && /^\d+$/.test(name) && Number(name) < names.length) c = Number(name);
+      if (c < 0) return `nothing matches "${q}"`;
+      actions.selectClass(c, false);
+      return `class ${names[c]}`;
+    },
+    toggleViewMenu(on) { store.set({ viewMenu: on ?? !get().viewMenu }); },
+    focusSearch() { document.getElementById('search')?.focus(); },
+    exportPng() { return exportPng(app); },
+    exportSvg() { return exportSvg(app); },
     toggleFullscreen() {
       if (document.fullscreenElement) document.exitFullscreen?.();
       else document.documentElement.requestFullscreen?.().catch(() => {});
@@ -86,6 +143,8 @@ export function makeActions(app) {
       }
     },
 
+    /** Go to layer k of the network's graph (meta.graph.layers), off the path shown or on it. */
+    pickLayer(k) { app.dynamics.pickLayer(k); },
     setLayer(i) {
       if (!L()) return;
       store.set({ layer: clamp(Math.round(i), 0, L() - 1), layerPlaying: false });
@@ -169,7 +228,11 @@ export function makeActions(app) {
     clearSelection() { app.clearSelection(); },
     escape() {
       if (get().help) store.set({ help: false });
-      else app.clearSelection();
+      else if (get().viewMenu) store.set({ viewMenu: false });
+      else {
+        app.clearSelection();
+        store.set({ selectedPoint: null });
+      }
     },
     toggleHelp(on) { store.set({ help: on ?? !get().help }); },
 
@@ -192,6 +255,13 @@ export function makeActions(app) {
         zoom: s.zoom,
         pan: [...s.pan],
         fitEpoch: s.fitEpoch,
+        colorBy: s.colorBy,
+        onlyMisclassified: s.onlyMisclassified,
+        pointSize: s.pointSize,
+        opacity: s.opacity,
+        showHandles: s.showHandles,
+        selectedPoint: s.selectedPoint ? { ...s.selectedPoint } : null,
+        advLines: s.advLines,
         adversarial: s.adversarial,
         advStep: s.adversarial ? Math.round(s.advPos) : 0,
       };
@@ -230,9 +300,13 @@ export function makeActions(app) {
         await app.openRun(p.run);
         s = get();
       }
-      const m = s.meta;
+      let m = s.meta;
+      const g = app.dynamics.graph();
+      const k = g.layers.findIndex((l) => l.name === p.layer);
+      if (k < 0) throw new Error(`this run has no layer ${p.layer}`);
+      if (!g.path.includes(k)) app.dynamics.pickLayer(k); // a layer off the path shown
+      m = get().meta;
       const li = m.layers.findIndex((l) => l.name === p.layer);
-      if (li < 0) throw new Error(`this run has no layer ${p.layer}`);
       const ei = m.epochs.indexOf(p.epoch);
       if (ei < 0) throw new Error(`this run has no epoch ${p.epoch}`);
       const splits = (p.splits ?? s.splits).filter((x) => m.splits.includes(x));
@@ -245,6 +319,14 @@ export function makeActions(app) {
         hidden: new Set(p.hidden ?? []), display: p.display === 'images' ? 'images' : 'points',
         zoom: Number.isFinite(p.zoom) && p.zoom > 0 ? p.zoom : 1,
         fitEpoch: p.fitEpoch === true,
+        colorBy: COLOR_MODES.includes(p.colorBy) ? p.colorBy : 'label',
+        onlyMisclassified: p.onlyMisclassified === true,
+        pointSize: Number.isFinite(p.pointSize) && p.pointSize > 0 ? clamp(p.pointSize, 0.25, 4) : 1,
+        opacity: Number.isFinite(p.opacity) ? clamp(p.opacity, 0.05, 1) : 0.85,
+        showHandles: p.showHandles !== false,
+        advLines: p.advLines === true,
+        selectedPoint: p.selectedPoint && m.splits.includes(p.selectedPoint.split) && Number.isInteger(p.selectedPoint.index)
+          ? { split: p.selectedPoint.split, index: p.selectedPoint.index } : null,
         ...(Number.isFinite(p.tour?.speed) ? { speed: p.tour.speed } : {}),
       });
       actions.setPan(p.pan ?? [0, 0]);

@@ -7,10 +7,9 @@
  * views redraw from it.
  */
 
-import { HttpDataSource } from './datasource.js';
 import { Store } from './state.js';
 import { SliceCache } from './slices.js';
-import { TourManager } from './tours.js';
+import { TourManager, squeezeOf } from './tours.js';
 import { Dynamics } from './dynamics.js';
 import { Panel } from './panel.js';
 import { bindPanel } from './interact.js';
@@ -18,6 +17,7 @@ import { bindControls } from './controls.js';
 import { bindLegend } from './legend.js';
 import { bindChart } from './chart.js';
 import { bindNetwork } from './network.js';
+import { bindCompare } from './compare.js';
 import { bindKeyboard } from './keyboard.js';
 import { makeActions } from './actions.js';
 import { installTestHook } from './testhook.js';
@@ -26,6 +26,9 @@ import { decodeHash } from './presets.js';
 import { hoverCard } from './tooltip.js';
 import { Selection } from './selection.js';
 import { renderStatus } from './status.js';
+import { PointColors } from './pointcolors.js';
+import { extentEpochs } from './viewmap.js';
+import { viewMeta } from './graph.js';
 
 const LIVE_POLL_MS = 4000;
 
@@ -43,7 +46,7 @@ function classAxisLayers(meta) {
   for (let i = meta.layers.length - 1; i >= 0; i--) {
     const L = meta.layers[i];
     if ((L.reduced_dim ?? L.dim) !== C) break;
-    out.add(i);
+    out.add(L.name);
   }
   return out;
 }
@@ -71,6 +74,7 @@ class App {
     this._sig = '';
     this._hover = null;
     this.selection = new Selection(this);
+    this.pointColors = new PointColors(this);
     this.activeAxis = -1;
     this._firstFrame = null;
     this.ready = new Promise((resolve) => { this._firstFrame = resolve; });
@@ -80,6 +84,7 @@ class App {
     bindLegend(this);
     bindChart(this);
     bindNetwork(this);
+    bindCompare(this);
     bindKeyboard(this);
     document.addEventListener('click', (ev) => {
       // A mouse click leaves no focus on a button: space and arrows stay the page's.
@@ -115,13 +120,16 @@ class App {
 
   /** Open a run: the article's teaser (last epoch, softmax, train beside test, touring). */
   async openRun(runId, preset = null) {
-    const meta = await this.source.meta(runId);
+    // Shown along the graph's main path (meta.layers), the whole graph in meta.graph.
+    const meta = viewMeta(await this.source.meta(runId));
     this.cache.clear();
     this.tours.reset();
     this.dynamics.reset();
     for (const p of this.panels.values()) p.destroy();
     this.panels.clear();
     this.selection.clear();
+    this.pointColors.clear();
+    this._prefetched = null;
     this.labels = {};
     this.atlases = {};
     const splits = defaultSplits(meta);
@@ -136,7 +144,7 @@ class App {
       notice: meta.epochs.length ? '' : `Run ${meta.name} has no committed epoch yet; waiting for training to write one.`,
       runId, meta, splits, layer, layerPos: layer, epoch, epochPos: epoch, playing: true,
       hidden: new Set(), highlight: -1, selection: {}, adversarial: null, advPos: 0, advStep: 0,
-      advSteps: 0, zoom: 1, pan: [0, 0], transition: null, transitions: {}, chartSplit: splits.includes('test') ? 'test' : splits[0],
+      advSteps: 0, zoom: 1, pan: [0, 0], selectedPoint: null, transition: null, transitions: {}, chartSplit: splits.includes('test') ? 'test' : splits[0],
       epochPlaying: false, layerPlaying: false, advPlaying: false, alignment: 'unknown',
       metrics: {}, classCounts: this._classCounts(meta, splits), status: 'loading',
     });
@@ -186,7 +194,8 @@ class App {
         const meta = await this.source.meta(runId);
         if (meta.epochs.length !== s.meta.epochs.length) {
           const atEnd = Math.round(s.epochPos) >= s.meta.epochs.length - 1 && !s.epochPlaying;
-          const merged = { ...s.meta, epochs: meta.epochs, nonfinite: meta.nonfinite, live: meta.live };
+          // The layers too: their extents (the fixed scale) grow with the epochs.
+          const merged = { ...s.meta, epochs: meta.epochs, layers: meta.layers, nonfinite: meta.nonfinite, live: meta.live };
           this.store.set({ meta: merged, ...(atEnd ? { epoch: meta.epochs.length - 1 } : {}) });
           this._loadMetrics(meta.epochs.length);
         } else if (meta.live !== s.meta.live) {
@@ -210,7 +219,7 @@ class App {
       const p = new Panel(this.views, split);
       p.setLabels(this.labels[split]);
       if (this.atlases[split]) p.setAtlas(this.atlases[split]);
-      p.renderer.setPalette(palette(s.meta.class_names.length, s.hidden));
+      p.renderer.setPalette(palette(s.meta.class_names.length, s.hidden, s.opacity));
       bindPanel(this, p);
       this.panels.set(split, p);
     }
@@ -224,11 +233,12 @@ class App {
       this._rebuildPanels();
       this.store.set({ classCounts: this._classCounts(s.meta, s.splits) });
     }
-    if (changed.has('hidden')) {
-      for (const p of this.panels.values()) p.renderer.setPalette(palette(s.meta.class_names.length, s.hidden));
+    if (changed.has('hidden') || changed.has('opacity')) {
+      for (const p of this.panels.values()) p.renderer.setPalette(palette(s.meta.class_names.length, s.hidden, s.opacity));
     }
     if (changed.has('speed')) this.tours.setSpeed(s.speed);
-    if (['hidden', 'highlight', 'selection', 'zoom', 'pan', 'fitEpoch', 'display', 'splits', 'meta'].some((k) => changed.has(k))) this.dirty = true;
+    if (['hidden', 'highlight', 'selection', 'zoom', 'pan', 'fitEpoch', 'display', 'splits', 'meta', 'colorBy', 'onlyMisclassified',
+      'pointSize', 'opacity', 'showHandles', 'selectedPoint', 'advLines'].some((k) => changed.has(k))) this.dirty = true;
   }
 
   requestDraw() {
@@ -287,7 +297,19 @@ class App {
     this._last = ts;
     // Stepped by hand (the test hook's clock): frames advance only through tick().
     if (!this.manual) this.tick(dt);
+    this._refreshOffPanel();
     requestAnimationFrame((t) => this._loop(t));
+  }
+
+  /** The panels' off-panel counts, refreshed a few times a second: rewrite the report when one changes. */
+  _refreshOffPanel() {
+    try {
+      let changed = false;
+      for (const p of this.panels.values()) changed = p.refreshOffPanel() || changed;
+      if (changed && this.scene && this.store.get().meta) this._updateInfo(this.store.get(), this.scene);
+    } catch (err) {
+      console.error(err); // a report a frame behind: never stop the animation for it
+    }
   }
 
   /** One frame: advance the tour and the positions by dt seconds, draw if anything changed. */
@@ -321,15 +343,21 @@ class App {
     if (!force && !this.dirty && sig === this._sig && scene === this.scene) return false;
     this.scene = scene;
     this._sig = sig;
+    if (scene.kind === 'layer' && scene.layerIndex !== this._prefetched) this._prefetchEpochs(scene.layerIndex);
     this.dirty = false;
-    const frame = this.tours.frame();
+    const frame = this.tours.frame(this._squeeze(s, scene));
+    this._drawnFrame = frame;
     const classes = s.meta.class_names;
-    const classLayer = scene.kind === 'layer' && this.classAxes.has(scene.layerIndex);
+    const classLayer = scene.kind === 'layer' && this.classAxes.has(s.meta.layers[scene.layerIndex].name);
+    const rec = s.adversarial ? this.dynamics.adversarialRecord() : null;
     const ctx = {
-      frame, map: scene.map, zoom: s.zoom, pan: s.pan, highlight: s.highlight, display: s.display,
+      frame, map: scene.map, zoom: s.zoom, pan: s.pan, highlight: this.pointColors.highlight(s.highlight), display: s.display,
+      colors: Object.fromEntries(s.splits.map((split) => [split, this.pointColors.indices(split)])),
+      pointScale: s.pointSize, selectedPoint: s.selectedPoint, advLines: s.advLines,
+      advOrigins: rec && rec.meta.example_index ? { split: rec.meta.split, index: rec.meta.example_index } : null,
       axisLabels: classLayer ? classes : null,
       axisColors: classLayer ? classes.map((_, c) => classCss(c, classes.length)) : null,
-      activeAxis: this.activeAxis, showHandles: true,
+      activeAxis: this.activeAxis, showHandles: s.showHandles, exact: force,
       selected: Object.fromEntries(Object.entries(s.selection).map(([k, v]) => [k, v ? v.length : 0])),
       centroid: {},
     };
@@ -348,9 +376,34 @@ class App {
     this._updateInfo(s, scene);
     if (s.status === 'loading') {
       this.store.set({ status: 'ready' });
-      this._firstFrame();
+      // `ready` (the test hook's): once the shown layer's other epochs are loaded too, so
+      // that what a test does next does not wait for them.
+      Promise.allSettled(this._prefetching ?? []).then(() => this._firstFrame());
     }
     return true;
+  }
+
+  /**
+   * Load the other epochs of layer li in the background (as many as the cache's budget
+   * holds): the epoch slider and epoch play then move without waiting. The layer's scale
+   * does not wait for them when the server sends its extent.
+   */
+  _prefetchEpochs(li) {
+    this._prefetched = li;
+    const s = this.store.get(), m = s.meta, L = m.layers[li];
+    if (L.static) return;
+    const bytes = s.splits.reduce((b, split) => b + (m.sizes?.[split] ?? 0) * this.dynamics.layerDim(li) * 2, 0);
+    this._prefetching = [];
+    for (const ei of extentEpochs(m.epochs.length, bytes)) {
+      for (const split of s.splits) this._prefetching.push(this.cache.activations(s.runId, L.name, m.epochs[ei], split).catch(() => {}));
+    }
+  }
+
+  /** Inside a transition into a narrower layer: the frame's squeeze (tours.js), else null. */
+  _squeeze(s, scene) {
+    if (scene.kind !== 'transition') return null;
+    const to = scene.layerIndex, t = s.layerPos - (to - 1);
+    return squeezeOf(this.tours.tour.ndim, this.dynamics.layerDim(to - 1), this.dynamics.layerDim(to), t);
   }
 
   _updateInfo(s, scene) {
@@ -361,5 +414,17 @@ class App {
   }
 }
 
-const app = new App(new HttpDataSource());
-app.start();
+/**
+ * Start the viewer on `source` (any object with the data-source methods of datasource.js:
+ * HTTP for `grandtour serve`, the notebook widget's messages, an HTML export's embedded
+ * data). Returns the App at once; `app.ready` resolves after its first frame.
+ * @param {object} source
+ * @param {{onStart?: (app: App) => void}} [options] `onStart`: called with the app once its
+ *   first run is open and drawn (a host page wires its own state to `app.store` there).
+ */
+export function boot(source, { onStart } = {}) {
+  const app = new App(source);
+  app.start();
+  if (onStart) app.ready.then(() => { if (app.store.get().status === 'ready') onStart(app); });
+  return app;
+}

@@ -15,6 +15,11 @@ const { saturation: S, lightness: L } = table.many;
 export const NEUTRAL = table.neutral;
 /** Colour of the axis handles and their labels, as [r, g, b] bytes. */
 export const HANDLE = table.handle;
+/** Colours of the points when coloured by correctness: prediction = label, or not. */
+export const CORRECT = table.correct;
+export const WRONG = table.wrong;
+/** The default opacity of a point drawn once (the palette's alpha). */
+export const DEFAULT_OPACITY = 0.85;
 
 function hsl(h, s, l) {
   const a = s * Math.min(l, 1 - l);
@@ -37,12 +42,24 @@ export function classCss(c, count = 10) {
   return `rgb(${r}, ${g}, ${b})`;
 }
 
-/** The renderer's palette: 4 bytes per class, alpha 0 for hidden classes. */
-export function palette(count, hidden = new Set()) {
-  const out = new Uint8Array(Math.max(1, count) * 4);
+/**
+ * The renderer's palette, 4 bytes per entry (see pointcolors.js for the indices):
+ * [0, C) the classes (alpha 0 for hidden ones: the labels of the genuine points in
+ * "colour by label", and of the adversarial points); C correct, C + 1 wrong, C + 2 not
+ * drawn; [C + 3, 2 C + 3) the classes never hidden (predictions, coloured by the class
+ * predicted while the hidden classes are those of the labels). Alpha: `opacity`.
+ */
+export function palette(count, hidden = new Set(), opacity = DEFAULT_OPACITY) {
+  const C = Math.max(1, count);
+  const out = new Uint8Array((2 * C + 3) * 4);
+  const a = Math.round(255 * Math.max(0.05, Math.min(1, opacity)));
   for (let c = 0; c < count; c++) {
     const [r, g, b] = classColor(c, count);
-    out.set([r, g, b, hidden.has(c) ? 0 : 217], 4 * c);
+    out.set([r, g, b, hidden.has(c) ? 0 : a], 4 * c);
+    out.set([r, g, b, a], 4 * (C + 3 + c));
   }
+  out.set([...CORRECT, a], 4 * C);
+  out.set([...WRONG, a], 4 * (C + 1));
+  out.set([0, 0, 0, 0], 4 * (C + 2));
   return out;
 }

@@ -1,6 +1,6 @@
 /**
  * The page's controls: the top bar (tour play/pause and speed, points or images,
- * splits, fit each epoch, zoom, fullscreen, presets, help) and the timeline (epoch, layer
+ * splits, fit each epoch, zoom, find, the View menu, fullscreen, presets, help) and the timeline (epoch, layer
  * and adversarial sliders, each with play; the transition's badge: exact or fit). Each
  * control calls an action (app.js) and redraws itself from the state.
  */
@@ -30,7 +30,32 @@ export function bindControls(app) {
     runSelect: $('run-select'), runName: $('run-name'),
     notice: $('notice'), noticeText: $('notice-text'), noticeClose: $('notice-close'),
     error: $('error'),
+    search: $('search'), searchForm: $('search-form'), searchResult: $('search-result'),
+    menuButton: $('view-menu-button'), menu: $('view-menu'), colorBy: $('color-by'),
+    onlyWrong: $('only-wrong'), showHandles: $('show-handles'), advLines: $('adv-lines'),
+    pointSize: $('point-size'), pointSizeLabel: $('point-size-label'), opacity: $('opacity'), opacityLabel: $('opacity-label'),
+    exportPng: $('export-png'), exportSvg: $('export-svg'),
   };
+
+  // Find: a point by its index, a class by label or name.
+  el.searchForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    el.searchResult.textContent = actions.search(el.search.value);
+    el.search.blur();
+  });
+  // The View menu: colours, size and opacity, handles, adversarial lines, export.
+  el.menuButton.addEventListener('click', () => actions.toggleViewMenu());
+  document.addEventListener('pointerdown', (ev) => {
+    if (store.get().viewMenu && !ev.target.closest('.menu')) actions.toggleViewMenu(false);
+  });
+  for (const b of el.colorBy.querySelectorAll('button')) b.addEventListener('click', () => actions.setColorBy(b.dataset.mode));
+  el.onlyWrong.addEventListener('click', () => actions.toggleOnlyMisclassified());
+  el.showHandles.addEventListener('click', () => actions.toggleHandles());
+  el.advLines.addEventListener('click', () => actions.toggleAdvLines());
+  el.pointSize.addEventListener('input', () => actions.setPointSize(Number(el.pointSize.value)));
+  el.opacity.addEventListener('input', () => actions.setOpacity(Number(el.opacity.value)));
+  el.exportPng.addEventListener('click', () => actions.exportPng());
+  el.exportSvg.addEventListener('click', () => actions.exportSvg());
 
   el.play.addEventListener('click', () => actions.togglePlay());
   el.speed.addEventListener('input', () => actions.setSpeed(Number(el.speed.value)));
@@ -65,7 +90,7 @@ export function bindControls(app) {
   // Its thumb follows the state except while the pointer holds it (not while it merely
   // has focus: a click on the track jumps the value, and the thumb must show the jump).
   const held = new Set();
-  for (const s of [el.epochSlider, el.layerSlider, el.advSlider, el.speed]) {
+  for (const s of [el.epochSlider, el.layerSlider, el.advSlider, el.speed, el.pointSize, el.opacity]) {
     s.addEventListener('change', () => s.blur());
     s.addEventListener('pointerdown', () => held.add(s));
   }
@@ -172,6 +197,25 @@ export function bindControls(app) {
       el.advPlay.innerHTML = s.advPlaying ? '&#10074;&#10074;' : '&#9654;';
     }
     if (has('fitEpoch')) el.fitEpoch.setAttribute('aria-pressed', String(s.fitEpoch));
+    if (has('viewMenu')) {
+      el.menu.hidden = !s.viewMenu;
+      el.menuButton.setAttribute('aria-expanded', String(s.viewMenu));
+    }
+    if (has('colorBy')) for (const b of el.colorBy.children) b.setAttribute('aria-pressed', String(b.dataset.mode === s.colorBy));
+    if (has('onlyMisclassified')) el.onlyWrong.setAttribute('aria-pressed', String(s.onlyMisclassified));
+    if (has('showHandles')) el.showHandles.setAttribute('aria-pressed', String(s.showHandles));
+    if (has('advLines', 'meta')) {
+      el.advLines.setAttribute('aria-pressed', String(s.advLines));
+      el.advLines.hidden = !(s.meta?.adversarial?.length);
+    }
+    if (has('pointSize')) {
+      if (!held.has(el.pointSize)) el.pointSize.value = String(s.pointSize);
+      el.pointSizeLabel.textContent = `${s.pointSize.toFixed(2)}×`;
+    }
+    if (has('opacity')) {
+      if (!held.has(el.opacity)) el.opacity.value = String(s.opacity);
+      el.opacityLabel.textContent = `${Math.round(100 * s.opacity)}%`;
+    }
     if (has('transition')) {
       const d = describeTransition(s.transition);
       el.badge.hidden = !d;

@@ -11,7 +11,7 @@
  *   predictions(runId, epoch, split)         -> Int16Array (n)
  *   metrics(runId, split)                    -> {epochs, loss, accuracy, class_loss, class_accuracy}
  *   images(runId, split)                     -> {bitmap, cols, rows, cellW, cellH, n} or null
- *   transition(runId, layer, epoch, split)   -> {start, end (Uint16Array, n x k), n, k, scale, nonfinite,
+ *   transition(runId, layer, epoch, split, source?) -> {start, end (Uint16Array, n x k), n, k, scale, nonfinite,
  *                                                previous, method, exact, note, varianceKept, reduced, basis}
  *   adversarial(runId, name)                 -> {source, target, eps, epoch, split, steps, example_index, layers}
  *   adversarialLayer(runId, name, layer)     -> {data: Uint16Array (S+1, M, dim), steps1, m, dim, scale, nonfinite}
@@ -122,12 +122,14 @@ export class HttpDataSource {
   }
 
   /**
-   * The transition into `layer` (from the layer before it) at `epoch`: float16 `start`
-   * then `end`, each n x k, its metadata, and the orthogonal basis change(s) for
-   * re-basing the tour (`basis`, from the URL the server gives in X-Basis).
+   * The transition into `layer` from `source`, one of its inputs (default: its main
+   * input), at `epoch`: float16 `start` then `end`, each n x k, its metadata, and the
+   * orthogonal basis change(s) for re-basing the tour (`basis`, from the URL the server
+   * gives in X-Basis).
    */
-  async transition(runId, layer, epoch, split) {
-    const url = this._url(runId, 'transition', layer, epoch, split);
+  async transition(runId, layer, epoch, split, source = null) {
+    const url = this._url(runId, 'transition', layer, epoch, split) +
+      (source == null ? '' : `?source=${encodeURIComponent(source)}`);
     const { headers, buf } = await this._binary(url);
     const t = wire.transitionSlices(headers, buf, layer);
     return { ...t, basis: await this._basis(t.basisUrl ? this._serverUrl(t.basisUrl) : `${url}/basis`) };

@@ -18,6 +18,12 @@
  * never changes while its epochs play), or from the epoch shown with "fit each epoch";
  * across a transition the two layers' maps are mixed geometrically in t. A transition's
  * scene also says what it is (`transition`: exact or a fit, method, residual, note).
+ *
+ * Layers follow one path through the network's graph (graph.js): `meta.layers` is the
+ * path shown, `meta.graph` the whole graph, and the transition into the path's layer i
+ * comes from its layer i - 1 (`source`, when that is not the layer's main input: a
+ * branch of a merge). Into a merge, the scene's transition says where each input comes
+ * from (`from`: the source, and the other inputs growing in; `inputs`).
  */
 
 import { SliceCache } from './slices.js';
@@ -25,6 +31,7 @@ import { transpose } from './linalg.js';
 import { extentEpochs, geometric, handleUnit, normQuantile, spreadOf } from './viewmap.js';
 import { transitionInfo } from './transitioninfo.js';
 import { RATES, advance, segmentStep } from './motion.js';
+import { pathThrough, viewMeta } from './graph.js';
 
 export { RATES, advance } from './motion.js';
 
@@ -56,6 +63,62 @@ export class Dynamics {
   jumpTo(li) {
     this.current = { kind: 'layer', li };
     this.tours.use(this.meta().layers[li].name, this.layerDim(li));
+  }
+
+  /**
+   * Follow `path` (indices into meta.graph.layers) from now on and go to its layer
+   * `goTo` (a graph index on it): the layer shown stays shown when it is on the new
+   * path (the view then moves along the path), else the view jumps to `goTo`.
+   */
+  usePath(path, goTo) {
+    const s = this.store.get(), m = s.meta;
+    const shown = this.graph().path[Math.round(s.layerPos)];
+    const meta = viewMeta({ ...m, graph: this.graph() }, path);
+    const target = path.indexOf(goTo);
+    const at = path.indexOf(shown);
+    this._scene = null;
+    if (at >= 0 && isInt(s.layerPos)) {
+      this.store.set({ meta, layer: target, layerPos: at, layerPlaying: false });
+      this.current = { kind: 'layer', li: at };
+    } else {
+      this.store.set({ meta, layer: target, layerPos: target, layerPlaying: false });
+      this.jumpTo(target);
+    }
+  }
+
+  /** Go to layer k of the graph (an index into meta.graph.layers), along a path through it. */
+  pickLayer(k) {
+    const g = this.graph();
+    const at = g.path.indexOf(k);
+    if (at >= 0) return this.store.set({ layer: at, layerPlaying: false });
+    return this.usePath(pathThrough(g.inputs, g.path, k), k);
+  }
+
+  /**
+   * The whole graph and the path shown (`meta.graph`, see graph.js); a meta set without
+   * one (not through viewMeta) is shown as the chain of its layers, as before the graph.
+   */
+  graph() {
+    const m = this.meta();
+    if (m.graph) return m.graph;
+    if (this._graphFor !== m) {
+      this._graphFor = m;
+      this._graph = { layers: m.layers, inputs: m.layers.map((_, i) => (i ? [i - 1] : [])), path: m.layers.map((_, i) => i) };
+    }
+    return this._graph;
+  }
+
+  /** The input the transition into path layer `to` starts from: null for its main input. */
+  sourceOf(to) {
+    const g = this.graph();
+    const prev = g.path[to - 1], ins = g.inputs[g.path[to]];
+    return prev === undefined || ins[0] === prev ? null : g.layers[prev].name;
+  }
+
+  /** The diagram's key of the edge into path layer `to`: "from>to". */
+  edgeKey(to) {
+    const m = this.meta();
+    return `${m.layers[to - 1]?.name ?? ''}>${m.layers[to].name}`;
   }
 
   layerDim(li) {
@@ -157,7 +220,8 @@ export class Dynamics {
     let ok = true;
     for (const split of s.splits) {
       const epoch = m.epochs[ei];
-      const key = SliceCache.transitionKey(s.runId, m.layers[to].name, epoch, split);
+      const source = this.sourceOf(to);
+      const key = SliceCache.transitionKey(s.runId, m.layers[to].name, epoch, split, source);
       const err = this.cache.error(key);
       if (err) {
         this._alignmentMissing(err);
@@ -166,16 +230,17 @@ export class Dynamics {
       const v = this.cache.peek(key);
       if (v === undefined) {
         ok = false;
-        this.cache.transition(s.runId, m.layers[to].name, epoch, split).catch(() => {});
+        this.cache.transition(s.runId, m.layers[to].name, epoch, split, source).catch(() => {});
       } else {
         out[split] = v;
       }
     }
     if (ok && this.store.get().alignment !== 'available') this.store.set({ alignment: 'available' });
-    if (ok && !this.store.get().transitions[m.layers[to].name]) {
+    const edge = this.edgeKey(to);
+    if (ok && !this.store.get().transitions[edge]) {
       // What the network diagram draws for this edge (a fit: dashed).
       const info = transitionInfo(Object.values(out));
-      this.store.set({ transitions: { ...this.store.get().transitions, [m.layers[to].name]: info } });
+      this.store.set({ transitions: { ...this.store.get().transitions, [edge]: info } });
     }
     return ok ? out : null;
   }
@@ -384,7 +449,7 @@ export class Dynamics {
       for (const split of s.splits) per[split] = { A: tr[split].start, B: tr[split].end, mix: t };
       // The zoom changes at a constant rate from one layer's map to the next.
       map = { extent: geometric(ma.extent, mb.extent, t), handle: geometric(ma.handle, mb.handle, t) };
-      transition = transitionInfo(Object.values(tr));
+      transition = this._mergeInfo(cur.to, transitionInfo(Object.values(tr)));
       kind = 'transition';
       layerName = m.layers[cur.to].name;
     }
@@ -408,6 +473,23 @@ export class Dynamics {
       kind, layerName, layerIndex: cur.kind === 'layer' ? cur.li : cur.to, dim, splits, map, transition,
       adversarial: adv,
     };
+  }
+
+  /**
+   * A transition into a merge (a layer of several inputs) says where each comes from:
+   * `inputs` (every input, main first), `from` the source shown at t = 0 and how the
+   * others enter (added in, or concatenated growing from 0).
+   */
+  _mergeInfo(to, info) {
+    const m = this.meta(), g = this.graph();
+    const ins = g.inputs[g.path[to]].map((j) => g.layers[j].name);
+    if (ins.length < 2) return info;
+    const source = m.layers[to - 1].name;
+    const others = ins.filter((n) => n !== source).join(' + ');
+    const kind = m.layers[to].kind;
+    const how = ['add', 'sub'].includes(kind) ? 'added in' : ['cat', 'stack'].includes(kind)
+      ? 'concatenated, growing from 0' : 'the other inputs';
+    return { ...info, from: `${source} (+ ${others}: ${how})`, source, inputs: ins };
   }
 
   /** Finite (bit 0) and selected (bit 1) flags for the genuine points of a split. */

@@ -5,7 +5,7 @@
  *   `axisDrag(GT0, i, dx, dy)` with GT0 the matrix when the drag began and (dx, dy) the
  *   pointer's displacement in handle units (the handle of a unit axis has length R px).
  * - Data-point mode: drag a rectangle to select points (a click clears the
- *   selection), then press on the selection's centroid marker and drag: the matrix
+ *   selection; a click on a point marks it), then press on the selection's centroid marker and drag: the matrix
  *   becomes `pointDrag(GT0, c, dx, dy)`, c the selection's centroid (about the view
  *   mean, in the current layer's coordinates) and (dx, dy) the displacement in data units.
  * - Pan: drag with the middle button, or with Alt / Ctrl / Cmd held; the wheel zooms
@@ -93,7 +93,15 @@ export function bindPanel(app, panel) {
     if (drag.kind === 'brush') {
       const moved = Math.hypot(x - drag.x0, y - drag.y0) > 3;
       if (moved) app.brushSelect(panel, { x0: drag.x0, y0: drag.y0, x1: x, y1: y }, ev.shiftKey);
-      else app.clearSelection();
+      else {
+        // A click on a point marks it (in every layer and epoch); on empty space, clears.
+        const hit = panel.pick(x, y, 8, app.selection.visibleFilter(panel.split));
+        if (hit) app.actions.selectPoint(panel.split, hit.index);
+        else {
+          app.clearSelection();
+          app.actions.selectPoint(null);
+        }
+      }
       panel.brush = null;
     }
     const kind = drag.kind;

@@ -1,15 +1,35 @@
 /**
  * The class legend: hover highlights a class (the others fade), click hides or shows
  * it, shift-click selects its points (then the selection's centroid can be dragged).
- * Keyboard: the entries are buttons in the tab order; Enter/space toggles.
+ * Keyboard: the entries are buttons in the tab order; Enter/space toggles. Below the
+ * entries, what the points' colours mean when they are not the labels (colour by
+ * prediction or correctness, only the misclassified).
  */
 
-import { classCss } from './colors.js';
+import { CORRECT, WRONG, classCss } from './colors.js';
+
+const rgb = (c) => `rgb(${c.join(', ')})`;
 
 export function bindLegend(app) {
   const { store, actions } = app;
   const list = document.getElementById('legend');
+  const mode = document.createElement('p');
+  mode.id = 'legend-mode';
+  mode.className = 'legend-mode';
+  list.after(mode);
   let builtFor = null;
+
+  function describe(s) {
+    const parts = [];
+    if (s.colorBy === 'prediction') parts.push('<span>Colour: the class predicted</span>');
+    if (s.colorBy === 'correctness') {
+      parts.push(`<span><i class="dot" style="background:${rgb(CORRECT)}"></i>correct</span>`,
+        `<span><i class="dot" style="background:${rgb(WRONG)}"></i>misclassified</span>`);
+    }
+    if (s.onlyMisclassified) parts.push('<span>only the misclassified</span>');
+    mode.innerHTML = parts.join('');
+    mode.hidden = parts.length === 0;
+  }
 
   function build(meta) {
     const C = meta.class_names.length;
@@ -48,6 +68,7 @@ export function bindLegend(app) {
     if (!s.meta) return;
     if (builtFor !== s.meta && (!builtFor || builtFor.class_names.join('\u0000') !== s.meta.class_names.join('\u0000'))) build(s.meta);
     builtFor = s.meta;
+    if (!changed || changed.has('colorBy') || changed.has('onlyMisclassified')) describe(s);
     if (changed && !['hidden', 'highlight', 'meta', 'classCounts'].some((k) => changed.has(k))) return;
     for (const li of list.children) {
       const c = Number(li.dataset.class);

@@ -8,8 +8,51 @@
 import { ScatterRenderer } from './gl/scatter.js';
 import { drawOverlay } from './overlay.js';
 import { panelMap, toScreen } from './viewmap.js';
+import { halfTable } from './float16.js';
 
-const OFF_PANEL_COUNT_MAX = 20000; // counted on the CPU from the GPU's read-back up to this many points
+const OFF_PANEL_COUNT_MAX = 20000; // off-panel points are counted up to this many points
+const OFF_PANEL_CPU_MAX = 2_000_000; // points x dims counted on the CPU while the view moves
+const OFF_PANEL_EVERY_MS = 250; // while the view moves, its off-panel count is refreshed at most this often
+
+/** How many of the finite, visible points at `pos` (data coordinates, 2n) fall outside the view. */
+function countOffPanel(pos, view, flags, visible) {
+  let k = 0;
+  for (let p = 0; p < pos.length / 2; p++) {
+    if (!(flags[p] & 1) || !visible(p)) continue;
+    const [x, y] = toScreen(view, pos[2 * p], pos[2 * p + 1]);
+    if (x < 0 || y < 0 || x > view.width || y > view.height) k++;
+  }
+  return k;
+}
+
+/**
+ * x GT[:, :2] of every point of a drawn set, on the CPU (the float16 values decoded by
+ * table; the two slices mixed as the shader mixes them): what the off-panel count needs
+ * without reading the GPU back, which would stall the page's frame on the GPU's work.
+ */
+function projectSet(item, frame) {
+  const t = halfTable(), f = frame.data;
+  const one = (S) => {
+    const { n, dim, data } = S, sc = S.scale ?? 1;
+    const out = new Float32Array(2 * n);
+    for (let p = 0, o = 0; p < n; p++, o += dim) {
+      let x = 0, y = 0;
+      for (let j = 0; j < dim; j++) {
+        const v = t[data[o + j]];
+        x += v * f[2 * j];
+        y += v * f[2 * j + 1];
+      }
+      out[2 * p] = x * sc;
+      out[2 * p + 1] = y * sc;
+    }
+    return out;
+  };
+  const a = one(item.A);
+  if (!(item.B && item.mix > 0)) return a;
+  const b = one(item.B), m = item.mix;
+  for (let i = 0; i < a.length; i++) a[i] = (1 - m) * a[i] + m * b[i];
+  return a;
+}
 
 export class Panel {
   /**
@@ -44,6 +87,9 @@ export class Panel {
     this.atlas = null;
     this.last = null; // the last draw: {opts, sets, frame, view, handles}
     this._positions = null; // {id, data}
+    this._off = null; // the off-panel count: {drawId, count} of the draw it was counted for
+    this._offAt = -Infinity; // when it was counted (performance.now)
+    this._visible = () => true;
     this.drawId = 0;
     this.brush = null; // {x0, y0, x1, y1} in CSS px while brushing
   }
@@ -110,10 +156,11 @@ export class Panel {
     const nPoints = part.n;
     // Dots: smaller when there are many; a little larger on a large panel.
     const grow = Math.min(1.5, Math.max(1, Math.min(width, height) / 520));
-    const baseSize = (nPoints <= 2000 ? 7 : nPoints <= 20000 ? 4.5 : nPoints <= 200000 ? 2.5 : 1.5) * grow;
+    const baseSize = (nPoints <= 2000 ? 7 : nPoints <= 20000 ? 4.5 : nPoints <= 200000 ? 2.5 : 1.5) * grow * (ctx.pointScale ?? 1);
     const thumb = Math.max(12, Math.min(34, 0.06 * Math.min(width, height)));
     const sets = part.sets.map((set) => {
-      if (set.key === 'genuine') this.renderer.setPoints('genuine', { labels: this.labels, flags: set.flags });
+      // The genuine points' colours: palette indices (pointcolors.js), or their labels.
+      if (set.key === 'genuine') this.renderer.setPoints('genuine', { labels: ctx.colors?.[this.split] ?? this.labels, flags: set.flags });
       else this.renderer.setPoints(set.key, { labels: set.labels, flags: set.flags });
       const images = ctx.display === 'images' && set.key === 'genuine' && this.atlas;
       return {
@@ -126,7 +173,8 @@ export class Panel {
     const opts = { frame: frameFlat, dim: ctx.frame.rows, view, sets, highlight: ctx.highlight };
     this.renderer.draw(opts);
     this.drawId++;
-    this.last = { opts, view, frame: ctx.frame, part, drawId: this.drawId };
+    // exact: a draw asked for by a reader (test hook, export): its off-panel count is read at once.
+    this.last = { opts, view, frame: ctx.frame, part, drawId: this.drawId, exact: !!ctx.exact };
     drawOverlay(this, this.last, ctx);
   }
 
@@ -188,21 +236,42 @@ export class Panel {
 
   /**
    * How many shown genuine points of the last draw lie beyond the panel (drawn as rings
-   * at its edge), or null when not counted (many points: the read-back would cost a frame).
+   * at its edge), or null when not counted (many points: counting would cost a frame).
+   * Counted at once from positions already read back from the GPU, or (read back) for an
+   * exact draw (test hook, export); else the count refreshOffPanel keeps, which follows a
+   * moving view a few times a second and catches up with it once it stops.
    */
   offPanel(visible = () => true) {
     if (!this.last || this.last.part.n > OFF_PANEL_COUNT_MAX) return null;
-    const pos = this.positions();
-    if (!pos) return null;
-    const { view } = this.last;
-    const flags = this.last.opts.sets[0].flags;
-    let k = 0;
-    for (let p = 0; p < pos.length / 2; p++) {
-      if (!(flags[p] & 1) || !visible(p)) continue;
-      const [x, y] = this.toScreen(view, pos[2 * p], pos[2 * p + 1]);
-      if (x < 0 || y < 0 || x > view.width || y > view.height) k++;
+    this._visible = visible;
+    const id = this.last.drawId;
+    const read = this._positions && this._positions.key === `${id}|genuine`;
+    if (read || this.last.exact) {
+      const count = countOffPanel(this.positions(), this.last.view, this.last.opts.sets[0].flags, visible);
+      this._off = { drawId: id, count };
+      return count;
     }
-    return k;
+    this.refreshOffPanel();
+    return this._off ? this._off.count : null;
+  }
+
+  /**
+   * Count the off-panel points of the last draw on the CPU when the count is stale
+   * (another draw since) and the last count is OFF_PANEL_EVERY_MS old; called every
+   * animation frame. Returns true when the count changed (the info text is rewritten).
+   */
+  refreshOffPanel() {
+    const last = this.last;
+    if (!last || last.part.n > OFF_PANEL_COUNT_MAX || (this._off && this._off.drawId === last.drawId)) return false;
+    const item = last.opts.sets.find((s) => s.key === 'genuine');
+    if (!item || item.A.n * item.A.dim > OFF_PANEL_CPU_MAX) return false;
+    const now = performance.now();
+    if (now - this._offAt < OFF_PANEL_EVERY_MS) return false;
+    this._offAt = now;
+    const count = countOffPanel(projectSet(item, last.frame), last.view, item.flags, this._visible);
+    const changed = !this._off || this._off.count !== count;
+    this._off = { drawId: last.drawId, count };
+    return changed;
   }
 
   setEmpty(message) {

@@ -63,10 +63,9 @@ export class Selection {
     return p.toScreen(v, x, y);
   }
 
-  /** A predicate: is probe row p of `split` in a shown class? */
+  /** A predicate: is probe row p of `split` drawn (a shown class, not filtered out)? */
   visibleFilter(split) {
-    const hidden = this.app.store.get().hidden, labels = this.app.labels[split];
-    return hidden.size ? (p) => !hidden.has(labels[p]) : () => true;
+    return this.app.pointColors.visible(split);
   }
 
   /** Select the shown points inside a screen rectangle of a panel (`add`: keep the others). */

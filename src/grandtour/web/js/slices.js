@@ -101,17 +101,19 @@ export class SliceCache {
     }, (s) => s.data.byteLength);
   }
 
-  static transitionKey(runId, layer, epoch, split) {
-    return `tr|${runId}|${layer}|${epoch}|${split}`;
+  static transitionKey(runId, layer, epoch, split, source = null) {
+    return `tr|${runId}|${layer}|${epoch}|${split}${source == null ? '' : `|${source}`}`;
   }
 
   /**
-   * The transition into `layer`: `{start, end (slices), basis, n, k, info}`, `info`
-   * saying what it is: `{previous, method, exact, residual, note}`.
+   * The transition into `layer` from `source` (null: its main input): `{start, end
+   * (slices), basis, n, k, info}`, `info` saying what it is: `{previous, method, exact,
+   * residual, note}`.
    */
-  transition(runId, layer, epoch, split) {
-    return this._get(SliceCache.transitionKey(runId, layer, epoch, split), async () => {
-      const t = await this.source.transition(runId, layer, epoch, split);
+  transition(runId, layer, epoch, split, source = null) {
+    return this._get(SliceCache.transitionKey(runId, layer, epoch, split, source), async () => {
+      const t = await (source == null ? this.source.transition(runId, layer, epoch, split)
+        : this.source.transition(runId, layer, epoch, split, source));
       return {
         start: makeSlice(t.start, t.n, t.k, t.scale, { layer, epoch, split, part: 'start' }),
         end: makeSlice(t.end, t.n, t.k, t.scale, { layer, epoch, split, part: 'end' }),

@@ -35,6 +35,14 @@ export function initialState() {
     zoom: 1,             // the user's zoom of the drawing map (viewmap.js); 1: fitted
     pan: [0, 0],         // the origin's offset from the panels' centre, in plot radii (y down)
     fitEpoch: false,     // "fit each epoch": scale to the epoch shown, not to all of the layer's
+    colorBy: 'label',    // 'label' | 'prediction' | 'correctness' (pointcolors.js)
+    onlyMisclassified: false, // draw only the points whose prediction is not their label
+    pointSize: 1,        // the user's factor on the dots' size
+    opacity: 0.85,       // the dots' opacity (drawn once, on white)
+    showHandles: true,   // the axis handles and their labels
+    selectedPoint: null, // {split, index}: one point marked in its panel across layers and epochs
+    advLines: false,     // lines from the adversarial points back to their originals
+    viewMenu: false,     // the top bar's "View" menu is open
     transition: null,    // the transition shown: {from, method, exact, residual, note}, or null
     transitions: {},     // layer -> what its incoming transition is, once loaded (network diagram)
     notice: '',          // a message for the user (e.g. alignment missing)

@@ -3,7 +3,7 @@
  * screenshots, benchmarks). Read-only, except `setMatrix`. Not a public API for pages.
  * Whatever returns positions first draws the current state, so it never reads a stale frame.
  *
- *   ready                       Promise: resolves after the first frame is drawn
+ *   ready                       Promise: resolves after the first frame is drawn and the shown layer's epochs loaded
  *   state()                     a JSON snapshot of the page state (layer and epoch by name/number)
  *   matrix(), frame()           the tour matrix GT (n x n) and GT[:, :2], as nested arrays
  *   setMatrix(rows)             set GT (pauses nothing; pause with the page's controls)
@@ -20,13 +20,24 @@
  *                               return state(): animations measured by this clock, never by
  *                               how fast the machine draws
  *
- * state() includes `transition: {from, method, exact, residual, note}` while a layer
+ *   handleLabels(split)         [{axis, text, box: [x0, y0, x1, y1], leader}] page pixels of the handle labels
+ *   marked(split)               page pixels of the marked point (selectedPoint), or null
+ *   advLines(split)             [[x0, y0, x1, y1]] page pixels: original -> adversarial point
+ *   colorIndices(split)         the palette index of every genuine point (pointcolors.js)
+ *   svg()                       the SVG export of the view, as text
+ *   png()                       the PNG export of the view, as a data URL
+ *
+ * state() includes the drawing settings `colorBy`, `onlyMisclassified`, `pointSize`,
+ * `opacity`, `showHandles`, `selectedPoint` ({split, index} or null), `advLines`;
+ * `waiting` (a position stood still last frame, its data loading),
+ * `transition: {from, method, exact, residual, note}` while a layer
  * transition is shown (null otherwise), `zoom`, `pan` and `fitEpoch`; view() includes
  * the drawing map (`origin`, `pxPerUnit`, `handleUnit`, `plotRadius`).
  */
 
 import { toRows } from './linalg.js';
 import { classColor } from './colors.js';
+import { viewCanvas, viewSvg } from './viewexport.js';
 
 export function installTestHook(app) {
   const panelOf = (split) => {
@@ -50,16 +61,23 @@ export function installTestHook(app) {
         display: s.display, hidden: [...s.hidden].sort((a, b) => a - b), highlight: s.highlight,
         selection: Object.fromEntries(Object.entries(s.selection).map(([k, v]) => [k, Array.from(v ?? [])])),
         zoom: s.zoom, pan: [...s.pan], fitEpoch: s.fitEpoch,
+        colorBy: s.colorBy, onlyMisclassified: s.onlyMisclassified, pointSize: s.pointSize, opacity: s.opacity,
+        showHandles: s.showHandles, selectedPoint: s.selectedPoint ? { ...s.selectedPoint } : null, advLines: s.advLines,
+        viewMenu: s.viewMenu,
         transition: app.scene && app.scene.transition ? { ...app.scene.transition } : null,
         notice: s.notice, alignment: s.alignment, nonfinite: { ...s.nonfinite },
         adversarial: s.adversarial, advPos: s.advPos, advStep: s.advStep, advSteps: s.advSteps,
         help: s.help, space: app.scene ? app.scene.kind : null, dim: app.tours.tour ? app.tours.tour.ndim : null,
         tourSpace: app.tours.space, tourTime: app.tours.tour ? app.tours.tour.time : 0, frameCount: app.frameCount, epochs: m ? [...m.epochs] : [],
         chartSplit: s.chartSplit,
+        waiting: !!app.dynamics.waiting, // a position stood still last frame: its data is loading
       };
     },
     matrix() { return toRows(app.tours.matrix); },
-    frame() { return toRows(app.tours.frame()); },
+    frame() {
+      app.drawNow(true);
+      return toRows(app._drawnFrame ?? app.tours.frame());
+    },
     setMatrix(rows) {
       const n = rows.length;
       const data = Float64Array.from(rows.flat());
@@ -100,6 +118,34 @@ export function installTestHook(app) {
         return { axis: i, x: r.left + x, y: r.top + y };
       });
     },
+    handleLabels(split) {
+      app.drawNow(true);
+      const p = panelOf(split);
+      const r = box(p);
+      return (p.handleLabels ?? []).map((l) => ({
+        axis: l.axis, text: l.text, box: [l.box[0] + r.left, l.box[1] + r.top, l.box[2] + r.left, l.box[3] + r.top],
+        leader: l.leader ? [l.leader[0] + r.left, l.leader[1] + r.top, l.leader[2] + r.left, l.leader[3] + r.top] : null,
+      }));
+    },
+    marked(split) {
+      app.drawNow(true);
+      const p = panelOf(split);
+      const r = box(p);
+      return p.marked ? [p.marked[0] + r.left, p.marked[1] + r.top] : null;
+    },
+    advLines(split) {
+      app.drawNow(true);
+      const p = panelOf(split);
+      const r = box(p);
+      return (p.advLines ?? []).map((l) => [l[0] + r.left, l[1] + r.top, l[2] + r.left, l[3] + r.top]);
+    },
+    colorIndices(split) {
+      app.drawNow(true);
+      const k = app.pointColors.indices(split);
+      return k ? Array.from(k) : null;
+    },
+    svg() { return viewSvg(app); },
+    png() { return viewCanvas(app)?.toDataURL('image/png') ?? null; },
     centroid(split) {
       app.drawNow(true);
       const c = app.centroidScreen(split);

@@ -1,8 +1,13 @@
 /**
- * The hover card: an instance's label, prediction (at the epoch shown) and thumbnail.
+ * The hover card: an instance's label, prediction (at the epoch shown), its softmax
+ * confidence (the class of highest probability and that probability, when the run has
+ * a softmax layer: the last layer as wide as the class count whose rows are
+ * probabilities) and thumbnail.
  */
 
 import { classCss } from './colors.js';
+import { confidence } from './pointcolors.js';
+import { SliceCache } from './slices.js';
 
 const box = () => document.getElementById('tooltip');
 
@@ -30,6 +35,7 @@ export function showTooltip(clientX, clientY, info) {
     <div class="tt-row"><b></b> <span class="tt-muted"></span></div>
     <div class="tt-row">label <span class="lab"></span></div>
     <div class="tt-row">prediction <span class="pred"></span></div>
+    <div class="tt-row conf" hidden>confidence <span class="conf-v"></span></div>
     <div class="tt-row tt-muted extra"></div>`;
   text.querySelector('b').textContent = info.title ?? `#${info.index}`;
   text.querySelector('.tt-muted').textContent = info.split;
@@ -39,6 +45,14 @@ export function showTooltip(clientX, clientY, info) {
   const pred = text.querySelector('.pred');
   pred.textContent = info.prediction == null ? 'loading…' : info.prediction < 0 ? 'not recorded' : name(info.prediction);
   if (wrong) pred.className = 'pred wrong';
+  if (info.confidence) {
+    const row = text.querySelector('.conf');
+    row.hidden = false;
+    const v = row.querySelector('.conf-v');
+    v.textContent = `${name(info.confidence.cls)} ${(100 * info.confidence.prob).toFixed(1)}%`;
+    v.style.color = classCss(info.confidence.cls, C);
+    row.title = `softmax probability at ${info.confidence.layer}`;
+  }
   text.querySelector('.extra').textContent = info.extra ?? '';
   el.appendChild(text);
   el.hidden = false;
@@ -71,9 +85,33 @@ export function hoverCard(app, hover, retry) {
   const preds = app.cache.peek(`pred|${s.runId}|${epoch}|${split}`);
   if (preds === undefined) app.cache.predictions(s.runId, epoch, split).then(retry).catch(() => {});
   showTooltip(hover.clientX, hover.clientY, {
-    index: hit.index, split, label: app.labels[split][hit.index],
+    index: hit.index, split, label: app.labels[split][hit.index], confidence: softmaxConfidence(app, split, hit.index, retry),
     prediction: preds ? preds[hit.index] : null, classNames: s.meta.class_names,
     atlas: app.atlases[split], title: `#${hit.index}`,
     extra: `epoch ${epoch} · ${s.meta.layers[Math.round(s.layerPos)].name}`,
   });
+}
+
+/**
+ * {cls, prob, layer} of row `index` at the epoch shown: from the last layer as wide as
+ * the class count whose values are probabilities (rows summing to 1); null if none (or
+ * while its slice loads: `retry` is called once it arrives).
+ */
+export function softmaxConfidence(app, split, index, retry = () => {}) {
+  const s = app.store.get(), m = s.meta;
+  const C = m.class_names.length;
+  const ei = Math.min(m.epochs.length - 1, Math.round(s.epochPos));
+  for (let li = m.layers.length - 1; li >= 0; li--) {
+    const L = m.layers[li];
+    if (L.dim !== C || L.reduced_dim) continue;
+    const epoch = L.static ? m.epochs[0] : m.epochs[ei];
+    const slice = app.cache.peek(SliceCache.actKey(s.runId, L.name, epoch, split));
+    if (slice === undefined) {
+      app.cache.activations(s.runId, L.name, epoch, split).then(retry).catch(() => {});
+      return null;
+    }
+    const c = confidence(slice, index);
+    if (c) return { ...c, layer: L.name };
+  }
+  return null;
 }

@@ -10,6 +10,15 @@
  * re-orthonormalised column by column (its first two columns, the projection frame,
  * first); when the two spaces differ in dimension it is completed to a square
  * orthogonal matrix: the frame, hence the picture, is kept.
+ *
+ * Except into a narrower layer: the transition's common space has k = max(d_prev, d)
+ * dimensions, the narrower side's points are zero in the last k - d_side coordinates,
+ * and the frame's rows there, which move nothing at that end, are dropped by the
+ * re-base; re-orthonormalising what is left rescales and shears the picture (the
+ * "re-base jump", about 47 px on the digits run's relu1 -> fc2). So the frame shown
+ * inside such a transition is `squeezeFrame`: those rows scaled by 1 - w, w going
+ * linearly from 0 at the wide end to 1 at the narrow one, then orthonormalised; at the
+ * narrow end it is the re-based frame exactly, and in between it moves smoothly.
  */
 
 import { matmul, matrix } from './linalg.js';
@@ -40,6 +49,46 @@ export function rebasedMatrix(GT, P) {
   const R = gramSchmidtRows(S, 0); // rows in order: the frame columns come first
   const out = matrix(n, n);
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out.data[i * n + j] = R.data[j * n + i];
+  return out;
+}
+
+/**
+ * The squeeze of a transition of common width k between layers of d_prev and d
+ * dimensions at t: `{from, w}` (rows from `from` on scaled by 1 - w), or null.
+ */
+export function squeezeOf(k, dPrev, d, t) {
+  if (d < k) return { from: d, w: Math.max(0, Math.min(1, t)) };
+  if (dPrev < k) return { from: dPrev, w: Math.max(0, Math.min(1, 1 - t)) };
+  return null;
+}
+
+/**
+ * A frame F (n x 2, orthonormal columns) with its rows from `from` on scaled by 1 - w,
+ * orthonormalised in order (Gram-Schmidt: the first column, then the second): as
+ * `rebasedMatrix` does at w = 1. Written into `out` (n x 2).
+ */
+export function squeezeFrame(F, from, w, out = matrix(F.rows, 2)) {
+  const n = F.rows, f = F.data, o = out.data;
+  const c = 1 - w;
+  for (let i = 0; i < n; i++) {
+    const g = i < from ? 1 : c;
+    o[2 * i] = g * f[2 * i];
+    o[2 * i + 1] = g * f[2 * i + 1];
+  }
+  let a = 0;
+  for (let i = 0; i < n; i++) a += o[2 * i] * o[2 * i];
+  a = Math.sqrt(a);
+  if (!(a > 1e-12)) return out;
+  for (let i = 0; i < n; i++) o[2 * i] /= a;
+  let d = 0;
+  for (let i = 0; i < n; i++) d += o[2 * i] * o[2 * i + 1];
+  let b = 0;
+  for (let i = 0; i < n; i++) {
+    o[2 * i + 1] -= d * o[2 * i];
+    b += o[2 * i + 1] * o[2 * i + 1];
+  }
+  b = Math.sqrt(b);
+  if (b > 1e-12) for (let i = 0; i < n; i++) o[2 * i + 1] /= b;
   return out;
 }
 
@@ -113,9 +162,15 @@ export class TourManager {
     this.version++;
   }
 
-  /** GT[:, :2] of the current tour, a reused dim x 2 matrix. */
-  frame() {
-    return this.tour.frame(this._frame);
+  /**
+   * GT[:, :2] of the current tour, a reused dim x 2 matrix; with `squeeze` ({from, w},
+   * see `squeezeOf`), the frame shown inside a transition into a narrower layer.
+   */
+  frame(squeeze = null) {
+    const F = this.tour.frame(this._frame);
+    if (!squeeze || !(squeeze.w > 0) || squeeze.from >= F.rows) return F;
+    this._squeezed = squeezeFrame(F, squeeze.from, squeeze.w, this._squeezed?.rows === F.rows ? this._squeezed : undefined);
+    return this._squeezed;
   }
 
   /** GT of the current tour. A matrix that was set is returned bit for bit until the

@@ -54,7 +54,8 @@ export function int16Vector(buf) {
 /**
  * A transition: float16 `start` then `end` (each n x k, one scale) and its metadata:
  * the layer it starts from, the method, whether it is exact (and the note saying why
- * not), the variance each side's reduction keeps, and which sides are reduced.
+ * not), the relative residual of its check (X-Residual, or null), the variance each
+ * side's reduction keeps, and which sides are reduced.
  */
 export function transitionSlices(headers, buf, what) {
   const [n, k] = ints(headers.get('X-Shape'), 'X-Shape');
@@ -71,6 +72,7 @@ export function transitionSlices(headers, buf, what) {
     method: headers.get('X-Method') ?? '',
     exact: headers.get('X-Exact') !== '0',
     note: headers.get('X-Note') ?? '',
+    residual: headers.get('X-Residual') != null ? Number(headers.get('X-Residual')) : null,
     varianceKept: list('X-Variance-Kept').map(Number),
     reduced: list('X-Reduced').map((s) => s === '1'),
     basisUrl: headers.get('X-Basis'),
