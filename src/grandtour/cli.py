@@ -21,7 +21,8 @@ DATASETS = defaults.DATASETS
 
 
 # What the extras install: a missing one is a message naming the extra, not a traceback.
-_EXTRAS_PACKAGES = frozenset({"torch", "zarr", "matplotlib", "sklearn", "tqdm", "fastapi", "uvicorn", "PIL", "scipy"})
+_EXTRAS_PACKAGES = frozenset({"torch", "zarr", "matplotlib", "sklearn", "tqdm", "fastapi", "uvicorn", "PIL", "scipy",
+                              "openTSNE", "umap"})
 
 
 def _handler(module: str, function: str):
@@ -155,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=int, default=defaults.ALIGN_THRESHOLD,
                    help="layers wider than this are shown in a fixed reduction (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute what is already stored")
+    p.add_argument("--dask", default=None, metavar="SCHEDULER",
+                   help="spread the epochs over a Dask cluster: a scheduler address (tcp://host:8786) or "
+                   "local:N for N worker processes on this machine; the result is the serial one")
     p.set_defaults(func=_handler("grandtour.align", "align_command"))
 
     p = sub.add_parser(
@@ -189,6 +193,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run")
     p.set_defaults(func=_handler("grandtour.store", "import_command"))
 
+    p = sub.add_parser(
+        "compare",
+        help="embed a layer by t-SNE, dynamic t-SNE, UMAP, PCA and the Grand Tour's projection; "
+        "print how faithfully each shows each epoch's change",
+        description="Embed a layer at each epoch by each method, keep the pictures in the run "
+        "(resumable), and print per method the time per epoch and the data-visual "
+        "correspondence of each epoch step (docs/compare.md).",
+    )
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--layer", default=None, help="layer to embed (default: the last before the softmax)")
+    p.add_argument("--split", default=None, help="probe split (default: test, else the run's first)")
+    p.add_argument("--epochs", type=int, nargs="*", default=None, help="epochs (default: all)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated, of linear, pca, tsne, dtsne, umap (default: "
+                   f"{','.join(defaults.COMPARE_METHODS)})")
+    p.add_argument("--hybrid", default=None, metavar="umap:K",
+                   help="also make the article's hybrid: UMAP to K dimensions, for the Grand Tour to run on")
+    p.add_argument("--seed", type=int, default=defaults.SEED, help="random seed (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="recompute what is already stored")
+    p.set_defaults(func=_handler("grandtour.compare.command", "compare_command"))
+
     p = sub.add_parser("info", help="summarise a run: layers, epochs, splits, metrics")
     p.add_argument("run", metavar="RUN")
     p.set_defaults(func=_handler("grandtour.store", "info_command"))
@@ -198,6 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
                        "if the run is intact, 1 if something is damaged (listed), 2 if it is not a run.")
     p.add_argument("run", metavar="RUN")
     p.set_defaults(func=_handler("grandtour.store", "check_command"))
+
+    p = sub.add_parser(
+        "export",
+        help="save the viewer as one HTML file (data inside, no server) or as a video",
+        description="Write the viewer of a run as one self-contained HTML file that opens from disk "
+        "(--html), or a video of the viewer's picture (--video).",
+    )
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--html", metavar="OUT.html", help="write the viewer with the run's data embedded (float16)")
+    p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to include (default: all)")
+    p.add_argument("--epochs", nargs="+", type=int, metavar="EPOCH", help="epochs to include (default: all)")
+    p.add_argument("--splits", nargs="+", metavar="SPLIT", help="splits to include (default: all)")
+    p.add_argument("--max-size", type=float, default=defaults.EXPORT_MAX_MB, metavar="MB",
+                   help="refuse an HTML export estimated larger than this (default: %(default)s MB)")
+    p.add_argument("--video", metavar="OUT.mp4|OUT.gif", help="write a video of the viewer (MP4 or GIF)")
+    p.add_argument("--preset", metavar="VIEW.json", help="the view to film, saved with the page's Save view")
+    p.add_argument("--animate", choices=("tour", "epochs", "layers", "adversarial"), default=defaults.VIDEO_ANIMATE,
+                   help="what moves in the video (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=defaults.VIDEO_SECONDS,
+                   help="video length (default: %(default)s)")
+    p.add_argument("--fps", type=int, default=defaults.FPS, help="frames per second (default: %(default)s)")
+    p.add_argument("--size", default="{}x{}".format(*defaults.VIDEO_SIZE), metavar="WxH",
+                   help="frame size in pixels (default: %(default)s)")
+    p.set_defaults(func=_handler("grandtour.export.command", "export_command"))
 
     return parser
 

@@ -16,6 +16,8 @@ __all__ = [
     "ARTICLE_EPOCHS",
     "BATCH_SIZE",
     "CHUNK_BYTES",
+    "COMPARE_METHODS",
+    "COMPARE_PCA_DIMS",
     "DATASET",
     "DATASETS",
     "DATASET_TRAINING",
@@ -24,6 +26,7 @@ __all__ = [
     "DEMO_OUT",
     "DEMO_TRAINING",
     "DEVICE",
+    "DTSNE_LAMBDA",
     "EPOCHS",
     "FGSM_EPS",
     "FGSM_SOURCE",
@@ -39,6 +42,8 @@ __all__ = [
     "PORT",
     "PROBE_SIZE",
     "SEED",
+    "TSNE_PERPLEXITY",
+    "UMAP_NEIGHBORS",
     "training_defaults",
 ]
 
@@ -141,3 +146,35 @@ def training_defaults(dataset: str) -> dict:
     return {"epochs": EPOCHS.get(dataset, ARTICLE_EPOCHS), "probe_size": PROBE_SIZE,
             "seed": SEED, "batch_size": BATCH_SIZE, "lr": LR, "momentum": MOMENTUM,
             "logit_relu": LOGIT_RELU, **DATASET_TRAINING.get(dataset, {})}
+
+# --------------------------------------------------------------------------- comparisons
+
+#: The embeddings ``grandtour compare`` makes when ``--methods`` is not given.
+COMPARE_METHODS: tuple[str, ...] = ("linear", "pca", "tsne", "dtsne", "umap")
+#: t-SNE's and dynamic t-SNE's perplexity (openTSNE's default).
+TSNE_PERPLEXITY = 30.0
+#: Dynamic t-SNE's weight of the temporal-coherence term (lambda in Rauber et al. 2016).
+DTSNE_LAMBDA = 0.003
+#: UMAP's neighbourhood size (umap-learn's default).
+UMAP_NEIGHBORS = 15
+#: Layers wider than this are first reduced to this many principal components before
+#: t-SNE and UMAP (the usual practice; the Grand Tour's "linear" and "pca" use all of them).
+COMPARE_PCA_DIMS = 50
+
+# --------------------------------------------------------------------------- object storage
+
+#: Seconds a run's writer lock on object storage (a lease object) stays valid without a
+#: renewal; the holder renews it every third of that. Environment: GRANDTOUR_LOCK_LEASE_S.
+REMOTE_LOCK_LEASE_S = 30.0
+
+# --------------------------------------------------------------------------- exports
+
+#: The largest HTML export ``grandtour export --html`` writes without ``--max-size``, in MB
+#: (10**6 bytes): the estimate is checked before anything is encoded.
+EXPORT_MAX_MB = 200.0
+#: What ``grandtour export --video`` animates, for how long, and its frame size.
+VIDEO_ANIMATE = "tour"
+VIDEO_SECONDS = 10.0
+VIDEO_SIZE = (1280, 720)
+#: The notebook widget's height in CSS pixels (its width is the cell's).
+WIDGET_HEIGHT = 640
