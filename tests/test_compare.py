@@ -160,5 +160,7 @@ def test_the_server_serves_stored_pictures_correspondences_and_analyses(tmp_path
     assert value == pytest.approx(compare.correspondence(run, "hidden", 0, 1, "linear"), abs=1e-9)
     assert client.get(f"/api/runs/{rid}/compare/hidden/test/bogus/1").status_code == 404
     no_softmax = client.get(f"/api/runs/{rid}/confusions/1/test")
-    assert no_softmax.status_code == 404 and "softmax" in no_softmax.json()["error"]
+    assert no_softmax.status_code == 200 and no_softmax.json() == []  # nothing to list (/analysis says why)
+    why = client.get(f"/api/runs/{rid}/analysis/test").json()
+    assert why["late"] == [] and "softmax" in why["unavailable"]
     assert client.get(f"/api/runs/{rid}/confusions/1/test?k=5").status_code == 400
