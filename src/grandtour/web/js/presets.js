@@ -73,15 +73,19 @@ export function checkPreset(p) {
 }
 
 /** Offer a preset as a JSON file download. */
-export function downloadPreset(preset, filename) {
-  const blob = new Blob([JSON.stringify(preset, null, 1)], { type: 'application/json' });
+/** Save `blob` as a file called `name` (the browser's download). */
+export function downloadBlob(blob, name) {
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);
-  a.download = filename;
+  a.download = name;
   document.body.appendChild(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+export function downloadPreset(preset, filename) {
+  downloadBlob(new Blob([JSON.stringify(preset, null, 1)], { type: 'application/json' }), filename);
 }
 
 /** Read a preset from a File. */

@@ -7,6 +7,7 @@
  */
 
 import { classCss, palette } from './colors.js';
+import { downloadBlob } from './presets.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 
@@ -30,15 +31,6 @@ function fileName(app, ext) {
   return `grandtour-${s.meta.name}-${layer}-epoch${epoch}.${ext}`.replace(/[^A-Za-z0-9._-]+/g, '_');
 }
 
-function download(blob, name) {
-  const a = document.createElement('a');
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-}
 
 /** The PNG of the view as a canvas (device pixels: CSS size times devicePixelRatio). */
 export function viewCanvas(app) {
@@ -63,7 +55,7 @@ export function viewCanvas(app) {
 export function exportPng(app) {
   const cv = viewCanvas(app);
   if (!cv) return;
-  cv.toBlob((blob) => blob && download(blob, fileName(app, 'png')), 'image/png');
+  cv.toBlob((blob) => blob && downloadBlob(blob, fileName(app, 'png')), 'image/png');
 }
 
 function el(name, attrs = {}, text = null) {
@@ -147,5 +139,5 @@ export function viewSvg(app) {
 
 export function exportSvg(app) {
   const text = viewSvg(app);
-  if (text) download(new Blob([text], { type: 'image/svg+xml' }), fileName(app, 'svg'));
+  if (text) downloadBlob(new Blob([text], { type: 'image/svg+xml' }), fileName(app, 'svg'));
 }
