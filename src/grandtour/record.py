@@ -485,14 +485,7 @@ class Recorder:
                 metrics = self._write(epoch, activations, logits_of)
             except Exception as err:  # noqa: BLE001 - re-raised below, after releasing the other ranks
                 error = err
-        # Rank 0 sends only after the commit: every rank returns with the epoch on disk.
-        status = self._broadcast([None if error is None else repr(error), metrics])
-        if error is not None:
-            raise error
-        if status[0] is not None:
-            raise RuntimeError(f"rank 0 could not write epoch {epoch}: {status[0]}")
-        self._static_done = True
-        return status[1]
+        return self._finish_epoch(epoch, error, metrics)
 
     def _record_sharded(self, epoch: int) -> dict[str, dict]:
         """:meth:`record` under torch.distributed: every rank writes its share of the store.
@@ -558,6 +551,11 @@ class Recorder:
                                          predictions=predictions, metrics=metrics, params=params)
             except Exception as err:  # noqa: BLE001 - re-raised below, after releasing the other ranks
                 error = err
+        return self._finish_epoch(epoch, error, metrics)
+
+    def _finish_epoch(self, epoch: int, error: BaseException | None, metrics):
+        """Rank 0's outcome to every rank, sent only after the commit, so that every rank returns
+        with the epoch on disk, or raises with rank 0's error."""
         status = self._broadcast([None if error is None else repr(error), metrics])
         if error is not None:
             raise error
