@@ -1,12 +1,13 @@
 /**
  * Frame-time benchmark of the scatter renderer (used by benchmarks/bench_viewer.py).
  *
- * "Ours": each frame advances the viewer's Grand Tour (tours.js) by 1/60 s, uploads its frame
- * GT[:, :2] and draws n points of `dim` float16 dimensions projected on the GPU
- * (gl/scatter.js, exactly as the viewer does). "Floor": the same canvas draws n
- * precomputed 2-D points (a Float32Array of positions) with a trivial vertex shader and
- * the same fragment shader and point size. Each frame is timed to completion (a 1-pixel
- * readPixels waits for the GPU), so the figures are per-frame costs, not rAF intervals.
+ * "Ours": each frame advances the viewer's Grand Tour (tours.js) by 1/60 s (or not: the
+ * "still" variants), uploads its frame GT[:, :2] and draws n points of `dim` float16
+ * dimensions projected on the GPU (gl/scatter.js, exactly as the viewer does, or forced to
+ * one of its two projections). "Floor": the same canvas draws n precomputed 2-D points (a
+ * Float32Array of positions) with a trivial vertex shader and the same fragment shader
+ * and point size. Each frame is timed to completion (a 1-pixel readPixels waits for the
+ * GPU), so the figures are per-frame costs, not rAF intervals.
  */
 
 import { ScatterRenderer } from './gl/scatter.js';
@@ -39,34 +40,47 @@ function makeData(n, dim, seed = 1) {
   return { bits, labels };
 }
 
-function median(xs) {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
-}
-
 /**
- * Run one configuration. Returns {n, dim, ours: {median, samples}, floor: {...}, setup_ms}.
+ * Set up one configuration (n points x dim dims) on `canvas`. Returns {setup_ms, phase,
+ * close}: `phase(name, frames)` draws `frames` frames of one variant and returns their
+ * times (ms, each to completion):
+ *   floor:  precomputed 2-D points, trivial vertex shader;
+ *   auto:   the viewer's renderer, the tour advancing every frame (projected in the
+ *           vertex shader);
+ *   vertex: the same, the renderer's fall-back (always projected in the vertex shader);
+ *   pass:   the same, always by the projection pass;
+ *   still:  the viewer's renderer, the frame unchanged (a zoom, a hover or a brush
+ *           redraws: the positions of the projection pass are kept);
+ *   still-vertex: the fall-back with the frame unchanged (it projects every draw).
  */
-export async function runBenchmark(canvas, { n, dim, frames = 40, warmup = 8, pointSize = 2 }) {
+export function setupBenchmark(canvas, { n, dim, pointSize = 2 }) {
   const t0 = performance.now();
   const renderer = new ScatterRenderer(canvas);
+  // The same WebGL context (getContext returns the canvas's one), the other projection.
+  const vertex = new ScatterRenderer(canvas, { projection: 'vertex' });
+  const pass = new ScatterRenderer(canvas, { projection: 'pass' });
   const { width, height, dpr } = renderer.resize();
   const { bits, labels } = makeData(n, dim);
   const slice = makeSlice(bits, n, dim, 1);
   const flags = slice.mask; // bit 0: finite
-  renderer.setPalette(palette(10));
-  renderer.setPoints('genuine', { labels, flags });
+  for (const r of [renderer, vertex, pass]) {
+    r.setPalette(palette(10));
+    r.setPoints('genuine', { labels, flags });
+  }
   const tours = new TourManager({ speed: 0.5 }); // the viewer's tour
   tours.use('bench', dim);
   const stats = slice.stats;
   const view = { center: [0, 0], pxPerUnit: (0.45 * Math.min(width, height)) / stats.radius, width, height, dpr };
   const px = new Uint8Array(4);
-  const sync = () => renderer.gl.readPixels(0, 0, 1, 1, renderer.gl.RGBA, renderer.gl.UNSIGNED_BYTE, px);
+  const gl = renderer.gl;
+  const sync = () => gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
   const frameOut = tours.frame();
-  const draw = () => {
-    tours.step(1 / 60);
-    tours.frame();
-    renderer.draw({ frame: frameOut.data, dim, view, sets: [{ key: 'genuine', A: slice, mix: 0, pointSize }], highlight: -1 });
+  const drawWith = (r, advance) => () => {
+    if (advance) {
+      tours.step(1 / 60);
+      tours.frame();
+    }
+    r.draw({ frame: frameOut.data, dim, view, sets: [{ key: 'genuine', A: slice, mix: 0, pointSize }], highlight: -1 });
     sync();
   };
   // The floor's positions: this data projected once (on the CPU, outside the timing).
@@ -80,32 +94,35 @@ export async function runBenchmark(canvas, { n, dim, frames = 40, warmup = 8, po
     positions[2 * p] = a;
     positions[2 * p + 1] = b;
   }
-  const floor = () => {
-    renderer.drawFloor(positions, view, pointSize);
-    sync();
+  const variants = {
+    floor: () => {
+      renderer.drawFloor(positions, view, pointSize);
+      sync();
+    },
+    auto: drawWith(renderer, true),
+    vertex: drawWith(vertex, true),
+    pass: drawWith(pass, true),
+    still: drawWith(renderer, false),
+    'still-vertex': drawWith(vertex, false),
   };
-  const setupMs = performance.now() - t0;
-  const time = (fn) => {
-    for (let k = 0; k < warmup; k++) fn();
-    const out = [];
-    for (let k = 0; k < frames; k++) {
-      const a = performance.now();
-      fn();
-      out.push(performance.now() - a);
-    }
-    return out;
-  };
-  // Interleave: floor, ours, floor, ours: drift of the machine hits both alike.
-  const ours = [], flo = [];
-  for (let round = 0; round < 2; round++) {
-    flo.push(...time(floor));
-    ours.push(...time(draw));
-  }
-  renderer.clearSlices();
-  renderer.gl.getExtension('WEBGL_lose_context')?.loseContext();
+  for (const fn of Object.values(variants)) fn(); // compile and upload outside the timing
   return {
-    n, dim, setup_ms: setupMs,
-    ours: { median: median(ours), samples: ours.length },
-    floor: { median: median(flo), samples: flo.length },
+    setup_ms: performance.now() - t0,
+    phase(name, frames) {
+      const fn = variants[name];
+      const out = [];
+      for (let k = 0; k < frames; k++) {
+        const a = performance.now();
+        fn();
+        out.push(performance.now() - a);
+      }
+      return out;
+    },
+    close() {
+      renderer.clearSlices();
+      vertex.clearSlices();
+      pass.clearSlices();
+      gl.getExtension('WEBGL_lose_context')?.loseContext();
+    },
   };
 }

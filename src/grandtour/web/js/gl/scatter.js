@@ -6,13 +6,16 @@
  * (one layer, epoch and split; or a transition's start or end; or one adversarial
  * step). It is uploaded once, as an RGBA16F texture, the first time it is drawn, and
  * kept (least recently used first out) while it fits the memory budget. Each frame
- * uploads only the tour frame GT[:, :2] (n x 2 numbers).
+ * uploads only the tour frame GT[:, :2] (dim x 2 numbers). While the frame moves, the
+ * vertex shader projects; a redraw with the frame unchanged (zoom, hover, brush, the tour
+ * paused) runs the projection pass once (shaders.js) and then only reads each point's
+ * position, as does every read-back of the positions.
  *
  * A *point set* (`key`) holds the per-point attributes that do not depend on the slice:
  * class labels and flags (finite, selected, adversarial).
  */
 
-import { FLOOR_VS, SCATTER_FS, UBO_MAX_T, scatterVS } from './shaders.js';
+import { FLOOR_VS, FRAG_T, QUAD_VS, SCATTER_FS, UBO_MAX_T, projectFS, scatterVS } from './shaders.js';
 
 const MEMORY_BUDGET = 768 * 2 ** 20; // bytes of slice textures kept on the GPU
 
@@ -45,9 +48,13 @@ function link(gl, vs, fs, feedback) {
 export class ScatterRenderer {
   /**
    * @param {HTMLCanvasElement} canvas
-   * @param {object} [opts] `preserveDrawingBuffer` (for pixel read-back in tests).
+   * @param {object} [opts] `preserveDrawingBuffer` (for pixel read-back in tests);
+   *   `projection`: 'auto' (the default: projected in the vertex shader while the frame
+   *   moves, by the projection pass once it stops), 'pass' (always the projection pass) or
+   *   'vertex' (always the vertex shader: the fall-back, chosen where the projection pass
+   *   cannot render float32, i.e. without EXT_color_buffer_float).
    */
-  constructor(canvas, { preserveDrawingBuffer = false } = {}) {
+  constructor(canvas, { preserveDrawingBuffer = false, projection = 'auto' } = {}) {
     const gl = canvas.getContext('webgl2', { antialias: false, premultipliedAlpha: false, preserveDrawingBuffer });
     if (!gl) throw new Error('WebGL2 is not available in this browser: the viewer needs it (try a recent Chrome or Firefox)');
     this.canvas = canvas;
@@ -55,8 +62,15 @@ export class ScatterRenderer {
     this.maxTex = gl.getParameter(gl.MAX_TEXTURE_SIZE);
     // Two programs: the frame as a uniform block (up to 4 UBO_MAX_T dims), or as a texture.
     this._uboOk = gl.getParameter(gl.MAX_UNIFORM_BLOCK_SIZE) >= UBO_MAX_T * 2 * 16;
+    const passOk = !!gl.getExtension('EXT_color_buffer_float') &&
+      gl.getParameter(gl.MAX_FRAGMENT_UNIFORM_VECTORS) >= 2 * FRAG_T + 8;
+    /** How points are projected: 'auto', 'pass' or 'vertex' (see above). */
+    this.projection = passOk ? projection : 'vertex';
     this._programs = {};
-    this.main = this._program(this._uboOk);
+    this.main = this._program(this._uboOk ? 'ubo' : 'tex');
+    this._lastFrame = null; // the frame of the last draw (Float64Array, dim x 2)
+    this._f32 = null; // the frame's columns for the projection pass: [fx (4T), fy (4T)]
+    this._passScratch = null; // two RG32F targets: the running sums of the pass's chunks
     this._frameUbo = gl.createBuffer();
     this._floor = null;
     this._slices = new Map(); // slice object -> {tex, T, ppr, bytes, used}
@@ -78,17 +92,100 @@ export class ScatterRenderer {
     gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA16F, 1, 1, 0, gl.RGBA, gl.HALF_FLOAT, new Uint16Array(4));
   }
 
-  /** The scatter program (compiled on first use): `ubo` selects how the frame is read. */
-  _program(ubo) {
-    const key = ubo ? 'ubo' : 'tex';
-    if (!this._programs[key]) {
+  /** The scatter program of `mode` ('ubo', 'tex' or 'frag'; see scatterVS), compiled on first use. */
+  _program(mode) {
+    if (!this._programs[mode]) {
       const gl = this.gl;
-      const p = link(gl, scatterVS(ubo), SCATTER_FS, ['v_data']);
-      if (ubo) gl.uniformBlockBinding(p.prog, gl.getUniformBlockIndex(p.prog, 'Frame'), 0);
-      p.ubo = ubo;
-      this._programs[key] = p;
+      const p = link(gl, scatterVS(mode), SCATTER_FS, ['v_data']);
+      if (mode === 'ubo') gl.uniformBlockBinding(p.prog, gl.getUniformBlockIndex(p.prog, 'Frame'), 0);
+      p.ubo = mode === 'ubo';
+      p.mode = mode;
+      this._programs[mode] = p;
     }
+    return this._programs[mode];
+  }
+
+  /** The projection pass's program over `t` texels (compiled on first use). */
+  _passProgram(t) {
+    const key = `pass${t}`;
+    if (!this._programs[key]) this._programs[key] = link(this.gl, QUAD_VS, projectFS(t));
     return this._programs[key];
+  }
+
+  /** An RG32F W x H texture and a framebuffer drawing into it. */
+  _target(W, H) {
+    const gl = this.gl;
+    const tex = gl.createTexture();
+    gl.bindTexture(gl.TEXTURE_2D, tex);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RG32F, W, H, 0, gl.RG, gl.FLOAT, null);
+    this._noFilter();
+    const fbo = gl.createFramebuffer();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, fbo);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, tex, 0);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+    return { tex, fbo, W, H };
+  }
+
+  _dropTarget(t) {
+    this.gl.deleteTexture(t.tex);
+    this.gl.deleteFramebuffer(t.fbo);
+  }
+
+  /**
+   * Project slice `g` by the frame (`this._f32`) into its RG32F target, one draw per
+   * chunk of FRAG_T texels (shaders.js projectFS), unless it holds this frame's already.
+   */
+  _projectPass(g) {
+    const gl = this.gl;
+    const f = this._f32;
+    if (g.frame && g.frame.length === f.length && g.frame.every((v, i) => v === f[i])) return;
+    const T = g.T;
+    if (!g.target) { // about square: the fragments are shaded in 2 x 2 quads
+      const W = Math.min(this.maxTex, Math.max(2, 2 * Math.ceil(Math.sqrt(g.n) / 2)));
+      g.target = this._target(W, Math.max(1, Math.ceil(g.n / W)));
+      const bytes = g.target.W * g.target.H * 8;
+      g.bytes += bytes;
+      this._bytes += bytes;
+    }
+    const { W, H } = g.target;
+    const chunks = Math.ceil(T / FRAG_T);
+    const s = this._passScratch;
+    if (chunks > 1 && (!s || s[0].W !== W || s[0].H !== H)) {
+      if (s) s.forEach((t) => this._dropTarget(t));
+      this._passScratch = [this._target(W, H), this._target(W, H)];
+    }
+    const blend = gl.isEnabled(gl.BLEND);
+    gl.disable(gl.BLEND);
+    gl.viewport(0, 0, W, H);
+    gl.bindVertexArray(null);
+    let prev = null;
+    for (let c = 0; c < chunks; c++) {
+      const k0 = c * FRAG_T, t = Math.min(FRAG_T, T - k0);
+      const prog = this._passProgram(t), u = prog.uniforms;
+      gl.useProgram(prog.prog);
+      const out = c === chunks - 1 ? g.target : this._passScratch[c % 2];
+      gl.bindFramebuffer(gl.FRAMEBUFFER, out.fbo);
+      gl.activeTexture(gl.TEXTURE5);
+      gl.bindTexture(gl.TEXTURE_2D, g.tex);
+      gl.activeTexture(gl.TEXTURE6);
+      gl.bindTexture(gl.TEXTURE_2D, prev ? prev.tex : this._empty);
+      gl.uniform1i(u.u_data, 5);
+      if (u.u_prev) gl.uniform1i(u.u_prev, 6);
+      gl.uniform1i(u.u_first, prev ? 0 : 1);
+      gl.uniform1i(u.u_T, T);
+      gl.uniform1i(u.u_ppr, g.ppr);
+      gl.uniform1i(u.u_W, W);
+      gl.uniform1i(u.u_k0, k0);
+      gl.uniform4fv(u['u_fx[0]'], f, 4 * k0, 4 * t);
+      gl.uniform4fv(u['u_fy[0]'], f, 4 * (T + k0), 4 * t);
+      gl.drawArrays(gl.TRIANGLES, 0, 3);
+      prev = out;
+    }
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+    gl.viewport(0, 0, this.canvas.width, this.canvas.height);
+    if (blend) gl.enable(gl.BLEND);
+    gl.useProgram(this.main.prog);
+    g.frame = Float32Array.from(f);
   }
 
   /** Resize the drawing buffer to the canvas's CSS size times devicePixelRatio. */
@@ -205,7 +302,7 @@ export class ScatterRenderer {
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
     gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA16F, width, rows, 0, gl.RGBA, gl.HALF_FLOAT, padded);
     this._noFilter();
-    g = { tex, T, ppr, bytes: padded.byteLength, used: ++this._tick };
+    g = { tex, n, T, ppr, bytes: padded.byteLength, used: ++this._tick, target: null, frame: null };
     this._slices.set(slice, g);
     this._bytes += g.bytes;
     this._evict(slice);
@@ -219,6 +316,7 @@ export class ScatterRenderer {
       if (this._bytes <= MEMORY_BUDGET) break;
       if (s === keep) continue;
       this.gl.deleteTexture(g.tex);
+      if (g.target) this._dropTarget(g.target);
       this._slices.delete(s);
       this._bytes -= g.bytes;
     }
@@ -226,7 +324,10 @@ export class ScatterRenderer {
 
   /** Drop every slice texture (e.g. when another run is opened). */
   clearSlices() {
-    for (const g of this._slices.values()) this.gl.deleteTexture(g.tex);
+    for (const g of this._slices.values()) {
+      this.gl.deleteTexture(g.tex);
+      if (g.target) this._dropTarget(g.target);
+    }
     this._slices.clear();
     this._bytes = 0;
   }
@@ -270,15 +371,38 @@ export class ScatterRenderer {
     }
   }
 
+  /** The frame as float32 columns padded to texels (`this._f32`): the pass's uniforms. */
+  _frameColumns(frame, dim) {
+    const T = Math.ceil(dim / 4);
+    if (!this._f32 || this._f32.length !== 8 * T) this._f32 = new Float32Array(8 * T);
+    const f = this._f32;
+    f.fill(0);
+    for (let i = 0; i < dim; i++) {
+      f[i] = frame[2 * i];
+      f[4 * T + i] = frame[2 * i + 1];
+    }
+  }
+
   _bindSet(item, opts) {
     const gl = this.gl, u = this.main.uniforms;
     const A = this._gpuSlice(item.A);
     const B = item.B && item.mix > 0 ? this._gpuSlice(item.B) : null;
     if (B && (B.T !== A.T || B.ppr !== A.ppr)) throw new Error('mixed slices must have the same shape');
-    gl.activeTexture(gl.TEXTURE0);
-    gl.bindTexture(gl.TEXTURE_2D, A.tex);
-    gl.activeTexture(gl.TEXTURE1);
-    gl.bindTexture(gl.TEXTURE_2D, B ? B.tex : this._empty);
+    if (this.main.mode === 'frag') { // the projected positions, by the projection pass
+      this._projectPass(A);
+      if (B) this._projectPass(B);
+      if (B && (B.target.W !== A.target.W)) throw new Error('mixed slices must have the same shape');
+      gl.activeTexture(gl.TEXTURE0);
+      gl.bindTexture(gl.TEXTURE_2D, A.target.tex);
+      gl.activeTexture(gl.TEXTURE1);
+      gl.bindTexture(gl.TEXTURE_2D, (B ?? A).target.tex);
+      gl.uniform1i(u.u_posW, A.target.W);
+    } else {
+      gl.activeTexture(gl.TEXTURE0);
+      gl.bindTexture(gl.TEXTURE_2D, A.tex);
+      gl.activeTexture(gl.TEXTURE1);
+      gl.bindTexture(gl.TEXTURE_2D, B ? B.tex : this._empty);
+    }
     gl.uniform1i(u.u_T, A.T);
     gl.uniform1i(u.u_ppr, A.ppr);
     gl.uniform1i(u.u_interp, B ? 1 : 0);
@@ -293,18 +417,34 @@ export class ScatterRenderer {
 
   _common(opts, capture) {
     const gl = this.gl;
-    this.main = this._program(this._uboOk && Math.ceil(opts.dim / 4) <= UBO_MAX_T);
+    const { frame, dim } = opts;
+    const last = this._lastFrame;
+    const still = !!last && last.length === 2 * dim && last.every((v, i) => v === frame[i]);
+    if (!capture && !still) {
+      if (!last || last.length !== 2 * dim) this._lastFrame = new Float64Array(2 * dim);
+      for (let i = 0; i < 2 * dim; i++) this._lastFrame[i] = frame[i];
+    }
+    // The projection pass for a read-back and for a redraw of the same frame (see above).
+    const pass = this.projection === 'pass' || (this.projection === 'auto' && (capture || still));
+    if (pass) {
+      this.main = this._program('frag');
+      this._frameColumns(frame, dim);
+    } else {
+      this.main = this._program(this._uboOk && Math.ceil(dim / 4) <= UBO_MAX_T ? 'ubo' : 'tex');
+    }
     const u = this.main.uniforms;
     gl.useProgram(this.main.prog);
-    this._uploadFrame(opts.frame, opts.dim, this.main.ubo);
+    if (!pass) this._uploadFrame(frame, dim, this.main.ubo);
     gl.activeTexture(gl.TEXTURE2);
     gl.bindTexture(gl.TEXTURE_2D, this._frameTex);
     gl.activeTexture(gl.TEXTURE3);
     gl.bindTexture(gl.TEXTURE_2D, this._palette);
     gl.activeTexture(gl.TEXTURE4);
     gl.bindTexture(gl.TEXTURE_2D, this._atlas ?? this._palette);
-    gl.uniform1i(u.u_A, 0);
-    gl.uniform1i(u.u_B, 1);
+    if (u.u_A) gl.uniform1i(u.u_A, 0);
+    if (u.u_B) gl.uniform1i(u.u_B, 1);
+    if (u.u_posA) gl.uniform1i(u.u_posA, 0);
+    if (u.u_posB) gl.uniform1i(u.u_posB, 1);
     if (u.u_frame) gl.uniform1i(u.u_frame, 2);
     gl.uniform1i(u.u_palette, 3);
     if (u.u_atlas) gl.uniform1i(u.u_atlas, 4);

@@ -9,18 +9,31 @@
  * texels and takes two dot products per texel; when two slices are mixed (epochs, a
  * layer transition, adversarial steps) it does both in one pass and mixes:
  * (1 - t) x GT + t y GT = ((1 - t) x + t y) GT.
+ *
+ * A redraw with the frame unchanged (a zoom, a hover, a brush, the tour paused) need not
+ * project again: the *projection pass* (`projectFS`) writes each point's x GT[:, :2] into
+ * an RG32F texture (one texel per point; EXT_color_buffer_float), a chunk of FRAG_T
+ * texels per draw whose frame values are uniforms read at constant indices (SwiftShader
+ * turns a dynamic index into a per-fragment gather with bounds checks); each chunk adds
+ * to the sum of the chunks before in the order of `project` below, so both give the same
+ * float32 numbers. The scatter shader `scatterVS('frag')` then reads one texel per point.
  */
 
 /** Texels (4 dimensions each) of the frame in the uniform block: up to 1024 dimensions. */
 export const UBO_MAX_T = 256;
 
+/** Texels (4 dimensions each) per draw of the projection pass. */
+export const FRAG_T = 32;
+
 /**
- * The vertex shader. With `ubo`, the frame is a uniform block (cheaper to read than a
- * texture on many GPUs and on SwiftShader); else an RGBA32F texture of any width.
+ * The vertex shader. `mode` 'ubo': it projects, the frame a uniform block (cheaper to read
+ * than a texture on many GPUs and on SwiftShader); 'tex': it projects, the frame an
+ * RGBA32F texture of any width; 'frag': it reads the positions of the projection pass.
  */
-export function scatterVS(ubo) {
+export function scatterVS(mode) {
   return `#version 300 es
-#define FRAME_UBO ${ubo ? 1 : 0}
+#define PROJ_TEX ${mode === 'frag' ? 1 : 0}
+#define FRAME_UBO ${mode === 'ubo' ? 1 : 0}
 #define MAX_T ${UBO_MAX_T}
 precision highp float;
 precision highp int;
@@ -29,9 +42,16 @@ ${VS_BODY}`;
 }
 
 const VS_BODY = `
+#if PROJ_TEX
+uniform sampler2D u_posA;       // slice A projected (RG32F, point p at (p % u_posW, p / u_posW))
+uniform sampler2D u_posB;       // slice B projected (same layout), used when u_interp
+uniform int u_posW;
+#else
 uniform sampler2D u_A;          // slice A: RGBA16F, texels per point u_T
 uniform sampler2D u_B;          // slice B (same layout), used when u_interp
-#if FRAME_UBO
+#endif
+#if PROJ_TEX
+#elif FRAME_UBO
 // u_f[2k], u_f[2k + 1]: the frame's first and second columns for dimensions 4k..4k+3.
 layout(std140) uniform Frame { vec4 u_f[2 * MAX_T]; };
 #define FX(k) u_f[2 * (k)]
@@ -59,13 +79,15 @@ uniform int u_mode;             // 0: dots, 1: thumbnails
 uniform int u_atlasCols;
 
 layout(location = 0) in int a_label;
-layout(location = 1) in int a_flags; // bit 0: finite, bit 1: selected, bit 2: adversarial (bit 3, out: off-panel)
+layout(location = 1) in int a_flags; // bit 0: finite, bit 1: selected, bit 2: adversarial (bit 3, out: off-panel),
+                                     // bit 4: emphasised as the legend's class (not selected: no ring)
 
 out vec2 v_data;                // projected data coordinates, x GT[:, :2] (read back by tests)
 flat out vec4 v_color;
 flat out int v_flags;
 flat out ivec2 v_cell;
 
+#if !PROJ_TEX
 vec2 project(sampler2D S, int p) {
   int row = p / u_ppr;
   int x0 = (p - row * u_ppr) * u_T;
@@ -91,6 +113,7 @@ vec2 projectMixed(int p) {
   }
   return mix(accA * u_scaleA, accB * u_scaleB, u_mix);
 }
+#endif
 
 void main() {
   int p = gl_VertexID;
@@ -101,14 +124,20 @@ void main() {
   gl_PointSize = 0.0;
   if ((a_flags & 1) == 0) return;          // non-finite: counted, never drawn
   vec4 color = texelFetch(u_palette, ivec2(a_label, 0), 0);
-  bool emphasised = (u_highlight >= 0 && a_label == u_highlight) || (a_flags & 2) != 0;
+  bool emphasised = (u_highlight >= 0 && a_label == u_highlight) || (a_flags & 18) != 0;
   if (!u_capture) {
     if (color.a == 0.0) return;            // class hidden in the legend
     if (u_pass == 1 && !emphasised) return;
   }
+#if PROJ_TEX
+  ivec2 q = ivec2(p % u_posW, p / u_posW);
+  vec2 pA = texelFetch(u_posA, q, 0).rg;
+  vec2 pos = u_interp ? mix(pA * u_scaleA, texelFetch(u_posB, q, 0).rg * u_scaleB, u_mix) : pA * u_scaleA;
+#else
   vec2 pos = u_interp ? projectMixed(p) : project(u_A, p) * u_scaleA;
+#endif
   v_data = pos;
-  if (u_highlight >= 0 && a_label != u_highlight && (a_flags & 2) == 0) {
+  if (u_highlight >= 0 && a_label != u_highlight && (a_flags & 18) == 0) {
     color = vec4(mix(color.rgb, vec3(0.82), 0.8), 0.35);
   }
   v_color = color;
@@ -123,6 +152,49 @@ void main() {
   gl_PointSize = size * u_dpr;
 }
 `;
+
+/** The full-screen triangle of the projection pass. */
+export const QUAD_VS = `#version 300 es
+void main() {
+  vec2 c = vec2(float((gl_VertexID & 1) << 2), float((gl_VertexID & 2) << 1)) - 1.0;
+  gl_Position = vec4(c, 0.0, 1.0);
+}
+`;
+
+/**
+ * The projection pass over texels u_k0 .. u_k0 + t - 1 (t <= FRAG_T) of every point: the
+ * fragment at (x, y) is point y u_W + x; it adds their two dot products to the running
+ * sum u_prev (the chunks before; none for the first) and writes the sum.
+ */
+export function projectFS(t) {
+  const sums = [];
+  for (let k = 0; k < t; k++) {
+    sums.push(`  a = texelFetch(u_data, ivec2(x0 + ${k}, row), 0);`);
+    sums.push(`  acc += vec2(dot(a, u_fx[${k}]), dot(a, u_fy[${k}]));`);
+  }
+  return `#version 300 es
+precision highp float;
+precision highp int;
+precision highp sampler2D;
+uniform sampler2D u_data;       // the slice: RGBA16F, u_T texels per point, u_ppr points per row
+uniform sampler2D u_prev;       // RG32F: the sum of the chunks before
+uniform bool u_first;
+uniform int u_T, u_ppr, u_W, u_k0;
+uniform vec4 u_fx[${t}];
+uniform vec4 u_fy[${t}];
+out vec4 outColor;
+void main() {
+  ivec2 q = ivec2(gl_FragCoord.xy);
+  int p = q.y * u_W + q.x;
+  vec2 acc = u_first ? vec2(0.0) : texelFetch(u_prev, q, 0).rg;
+  int row = p / u_ppr;
+  int x0 = (p - row * u_ppr) * u_T + u_k0;
+  vec4 a;
+${sums.join('\n')}
+  outColor = vec4(acc, 0.0, 1.0);
+}
+`;
+}
 
 export const SCATTER_FS = `#version 300 es
 precision highp float;
