@@ -57,6 +57,30 @@ def test_a_class_learned_late_is_found_with_its_epoch_and_nothing_else(tmp_path)
     assert f"late classes  c{LATE_CLASS} (epoch {LATE_EPOCH})" in format_info(run)
 
 
+def test_the_server_sends_an_imports_per_class_curves_computed_from_its_softmax(tmp_path):
+    """The page's loss chart reads /metrics: for a run with no recorded per-class metrics
+    the server adds the curves class_curves computes from the softmax, marked computed."""
+    from fastapi.testclient import TestClient
+
+    from grandtour import server
+
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(C), PER_CLASS)
+    run = _softmax_run(tmp_path / "run", lambda e: _peaked(labels, rng, rng.random(len(labels)) < 0.1 * e,
+                                                            (labels + 1) % C), labels)
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<!doctype html><title>t</title>")
+    client = TestClient(server.create_app([run.path], web_dir=web), base_url="http://127.0.0.1")
+    rid = client.get("/api/runs").json()[0]["id"]
+    doc = client.get(f"/api/runs/{rid}/metrics/test").json()
+    _, acc, loss = class_curves(run)
+    assert "softmax" in doc["computed"] and doc["epochs"] == list(range(EPOCHS))
+    np.testing.assert_allclose(np.array(doc["class_loss"], float), loss, rtol=1e-12)
+    np.testing.assert_allclose(np.array(doc["class_accuracy"], float), acc, rtol=1e-12)
+    assert all(v is None for v in doc["loss"])  # what was not recorded stays unrecorded
+
+
 def test_no_class_is_late_when_all_are_learned_together(tmp_path):
     rng = np.random.default_rng(1)
     labels = np.repeat(np.arange(C), PER_CLASS)

@@ -164,3 +164,39 @@ def test_the_server_serves_stored_pictures_correspondences_and_analyses(tmp_path
     why = client.get(f"/api/runs/{rid}/analysis/test").json()
     assert why["late"] == [] and "softmax" in why["unavailable"]
     assert client.get(f"/api/runs/{rid}/confusions/1/test?k=5").status_code == 400
+
+
+def test_a_stored_hybrid_is_served_as_a_run_of_its_own_with_its_caveat(changing, tmp_path):
+    """The Grand Tour runs on the hybrid as on any layer: the server lists it after its
+    source as a run with one layer (the UMAP coordinates, as stored, to float16), the
+    source's labels, and a `derived` entry carrying the caveat the page shows."""
+    from fastapi.testclient import TestClient
+
+    from grandtour import server
+    from grandtour.compare.hybrid import hybrid
+
+    run, labels = changing
+    H = hybrid(run, "hidden", 3, progress=False)
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<!doctype html><title>t</title>")
+    app = server.create_app([run.path], web_dir=web)
+    client = TestClient(app, base_url="http://127.0.0.1")
+    listed = client.get("/api/runs").json()
+    assert len(listed) == 2 and listed[1]["id"] == f"{listed[0]['id']}~test-hidden-umap3"
+    rid = listed[1]["id"]
+    meta = client.get(f"/api/runs/{rid}/meta").json()
+    assert meta["derived"] == {"kind": "hybrid", "source": listed[0]["id"], "layer": "hidden", "split": "test",
+                               "dims": 3, "caveat": CAVEAT}
+    assert [(x["name"], x["kind"], x["dim"]) for x in meta["layers"]] == [("hidden.umap3", "hybrid", 3)]
+    assert meta["splits"] == ["test"] and meta["epochs"] == [0, 1] and not meta["live"]
+    r = client.get(f"/api/runs/{rid}/activations/hidden.umap3/1/test")
+    n, d = (int(v) for v in r.headers["X-Shape"].split(","))
+    got = np.frombuffer(r.content, "<f2").astype(np.float64).reshape(n, d) * float(r.headers["X-Scale"])
+    want = H[1] - H[1].mean(axis=0)  # centred: UMAP's origin means nothing
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3 * np.abs(want).max())
+    np.testing.assert_array_equal(np.frombuffer(client.get(f"/api/runs/{rid}/labels/test").content, "<i2"), labels)
+    assert "derived" not in client.get(f"/api/runs/{listed[0]['id']}/meta").json()
+    scratch = app.state.hybrid_scratch.name
+    app.state.hybrid_scratch.cleanup()  # the app's scratch directory holds the derived run
+    assert not __import__("os").path.exists(scratch)

@@ -85,10 +85,9 @@ def class_curves(run, split: str = "test") -> tuple[list[int], np.ndarray, np.nd
     split = run.check_split(split)
     epochs = list(run.epochs)
     C = len(run.class_names)
-    m = run.metrics(split)
-    acc, loss = m["class_accuracy"], m["class_loss"]
-    if acc.shape == (len(epochs), C) and np.isfinite(acc).all():
-        return epochs, acc.astype(np.float64), loss.astype(np.float64)
+    recorded = recorded_curves(run, split)
+    if recorded is not None:
+        return epochs, *recorded
     labels = run.labels(split)
     acc, loss = np.full((len(epochs), C), np.nan), np.full((len(epochs), C), np.nan)
     for i, epoch in enumerate(epochs):
@@ -101,6 +100,17 @@ def class_curves(run, split: str = "test") -> tuple[list[int], np.ndarray, np.nd
                 acc[i, c] = right[members].mean()
                 loss[i, c] = nll[members].mean()
     return epochs, acc, loss
+
+
+def recorded_curves(run, split: str = "test") -> tuple[np.ndarray, np.ndarray] | None:
+    """The recorded per-class ``(accuracy (E, C), loss (E, C))`` when every epoch has them,
+    else None (then :func:`class_curves` computes them from the softmax)."""
+    run = _open(run)
+    m = run.metrics(run.check_split(split))
+    acc, loss = m["class_accuracy"], m["class_loss"]
+    if acc.shape == (len(run.epochs), len(run.class_names)) and np.isfinite(acc).all():
+        return acc.astype(np.float64), loss.astype(np.float64)
+    return None
 
 
 def learning_epochs(epochs: list[int], accuracy: np.ndarray) -> list[int | None]:

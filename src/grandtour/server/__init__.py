@@ -33,7 +33,9 @@ HTTP API (all GET, and HEAD; every error is JSON ``{"error": "..."}``)
 ``/api/runs/{id}/labels/{split}``, ``/api/runs/{id}/predictions/{epoch}/{split}``
     int16 ``(N,)``, ``X-Shape: N`` (a prediction of -1 was not recorded).
 ``/api/runs/{id}/metrics/{split}``
-    ``{"epochs", "loss", "accuracy", "class_loss", "class_accuracy"}``, NaN -> null.
+    ``{"epochs", "loss", "accuracy", "class_loss", "class_accuracy"}``, NaN -> null; for a
+    run that recorded no per-class metrics (an import) but has a softmax layer, the
+    per-class curves computed from it, and ``"computed"`` saying so.
 ``/api/runs/{id}/images/{split}`` and ``.../images/{split}/layout``
     a PNG sprite atlas of the probe thumbnails (see :func:`sprite_atlas`) with
     ``X-Atlas: cols,rows,cell_w,cell_h,N``; the layout as JSON.

@@ -60,15 +60,18 @@ def create_app(run_paths: Sequence[str | os.PathLike], *, web_dir: str | os.Path
     from fastapi import FastAPI
 
     from grandtour.server import guard
+    from grandtour.server.derived import with_hybrids
     from grandtour.server.routes import API_ROUTERS
     from grandtour.server.runs import ServedRuns, open_runs
     from grandtour.server.static import WEB_DIR, static_routes
 
-    runs = ServedRuns(open_runs(run_paths))
+    handles, scratch = with_hybrids(open_runs(run_paths))  # each stored hybrid, a run of its own
+    runs = ServedRuns(handles)
     web_root = Path(web_dir).resolve() if web_dir is not None else WEB_DIR
     app = FastAPI(title="grandtour", docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = guard.GuardedRoute
     app.state.runs = runs.handles
+    app.state.hybrid_scratch = scratch  # the derived runs' directory lives as long as the app
     app.state.token = token or None
     guard.install(app, allowed_hosts, token or None)
     for routes in API_ROUTERS:

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import numpy as np
 from fastapi import APIRouter, Request
 
+from grandtour.errors import GrandTourError
 from grandtour.server import wire
 from grandtour.server.guard import GuardedRoute, HttpError, not_found
 from grandtour.server.runs import ServedRun, ServedRuns
@@ -62,7 +63,8 @@ def meta_document(h: ServedRun) -> dict:
         "images": {s: (h.probes.get(s) or {}).get("images") for s in run.splits},
         "adversarial": run.adversarial_names(), "config": run.config, "nonfinite": _nonfinite(run),
         "aligned": h.alignment()[1] is not None and not h.alignment_error,
-        **({"alignment_error": h.alignment_error} if h.alignment_error else {})}
+        **({"alignment_error": h.alignment_error} if h.alignment_error else {}),
+        **({"derived": h.derived} if h.derived else {})}
 
 
 def run_routes(runs: ServedRuns) -> APIRouter:
@@ -84,6 +86,24 @@ def run_routes(runs: ServedRuns) -> APIRouter:
 
 
 # ----------------------------------------------------------------------------- slices
+
+
+def _computed_curves(h: ServedRun, split: str, m: dict) -> dict:
+    """For a run that recorded no per-class metric at any epoch (an import), the per-class
+    accuracy and loss computed from its softmax layer and labels
+    (:func:`grandtour.analysis.class_curves`), with ``computed`` saying so; ``{}`` when some
+    were recorded (those are what is shown, gaps and all) or they cannot be computed."""
+    from grandtour import analysis
+
+    recorded = np.isfinite(m["class_loss"]).any() or np.isfinite(m["class_accuracy"]).any()
+    if not h.run.epochs or recorded:
+        return {}
+    try:
+        _, acc, loss = analysis.class_curves(h.run, split)
+    except GrandTourError:  # no softmax layer: nothing to compute them from
+        return {}
+    return {"class_accuracy": acc.tolist(), "class_loss": loss.tolist(),
+            "computed": "from the softmax layer and the labels (no per-class metrics were recorded)"}
 
 
 def slice_routes(runs: ServedRuns) -> APIRouter:
@@ -126,8 +146,9 @@ def slice_routes(runs: ServedRuns) -> APIRouter:
         with h.lock:  # the epochs and the slots they are read from must agree
             m = h.run.metrics(split)
             epochs = list(h.run.epochs)
+            computed = _computed_curves(h, split, m)
         values = {k: np.asarray(v, np.float64).tolist() for k, v in m.items()}
-        return wire.json_response({"epochs": epochs, **values})  # NaN -> null
+        return wire.json_response({"epochs": epochs, **values, **computed})  # NaN -> null
 
     return router
 

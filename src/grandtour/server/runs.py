@@ -94,10 +94,14 @@ class ServedRun:
     #: (layer, epoch, split) -> the EXTENT_QUANTILE of the row norms (committed epochs do not change).
     _norms: dict = field(default_factory=dict)
     _extent_thread: Any = None
+    #: A run the server derived from another (server/derived.py: a hybrid), what it is; else None.
+    derived: dict | None = None
+    #: The name listed, when not the directory's.
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        return self.path.name or str(self.path)
+        return self.label or self.path.name or str(self.path)
 
     @property
     def created(self) -> str:
@@ -139,7 +143,7 @@ class ServedRun:
         than are committed. The page polls live runs for new epochs.
         """
         written = self.run.last_commit_time()
-        if written is None:
+        if written is None or self.derived is not None:  # a derived run is written once, whole
             return False
         planned = self.run.config.get("epochs")
         epochs = self.run.epochs
