@@ -91,3 +91,53 @@ def test_a_brush_in_any_small_multiple_selects_the_same_points_in_every_panel(co
         return f.every((row, i) => Math.abs(row[0] - t[i][0]) < 1e-6 && Math.abs(row[1] - t[i][1]) < 1e-6); }})()""",
                            timeout=10000)
     assert not errors, errors
+
+
+def test_the_hybrid_opens_as_a_run_the_grand_tour_runs_on_with_its_caveat(browser, runs, tmp_path):
+    """A stored hybrid (here written straight through the store: any 5-dim coordinates will
+    do) is listed in the run menu; opened, the tour runs in its 5 dims, the points drawn
+    are its coordinates times the tour's frame, and the status card states the caveat."""
+    import numpy as np
+
+    from grandtour.compare.hybrid import CAVEAT, hybrid_key
+    from grandtour.compare.storage import Comparisons
+    from grandtour.server import ServerThread, create_app
+
+    path = tmp_path / "digits"
+    shutil.copytree(runs["digits"], path)
+    run = Run.open(path)
+    rng = np.random.default_rng(1)
+    Z = {e: rng.normal(size=(run.size("test"), 5)).astype(np.float32) for e in EPOCHS}
+    with Comparisons.open(run) as store:
+        key = hybrid_key("test", "softmax", 5)
+        store.start("hybrid", key, {"seed": 0, "dims": 5})
+        for e in EPOCHS:
+            store.put("hybrid", key, run, e, Z[e], 0.0)
+    with ServerThread(create_app([path]), host="127.0.0.1", port=0) as srv:
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = ctx.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(srv.url)
+        page.wait_for_function("window.grandtour !== undefined", timeout=15000)
+        page.evaluate("window.grandtour.ready")
+        rid = page.evaluate("window.grandtour.state().runs")[1]
+        assert rid.endswith("~test-softmax-umap5")
+        page.select_option("#run-select", rid)
+        ready = f"window.grandtour.state().runId === {rid!r} && window.grandtour.state().status === 'ready'"
+        page.wait_for_function(ready, timeout=15000)
+        pause(page)
+        s = page.evaluate("window.grandtour.state()")
+        assert s["layer"] == "softmax.umap5" and s["dim"] == 5 and s["splits"] == ["test"]
+        assert page.is_visible("#status-derived") and CAVEAT in page.inner_text("#status-derived")
+        F = np.array(page.evaluate("window.grandtour.frame()"))
+        got = np.array(page.evaluate("window.grandtour.projectedPositions('test')"), float)
+        Ze = Z[s["epoch"]].astype(np.float64)
+        want = (Ze - Ze.mean(axis=0)) @ F  # the derived run is centred
+        np.testing.assert_allclose(got, want, atol=2e-3 * np.abs(want).max())
+        # Back on the source run: no caveat.
+        page.select_option("#run-select", s["runs"][0])
+        page.wait_for_function(f"window.grandtour.state().runId === {s['runs'][0]!r}", timeout=15000)
+        page.wait_for_function("document.getElementById('status-derived').hidden", timeout=15000)
+        assert errors == []
+        ctx.close()

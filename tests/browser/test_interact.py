@@ -49,27 +49,37 @@ def test_highlighting_a_class_shows_its_colour_where_its_points_are(open_page, r
     assert page.errors == []
 
 
-def test_toggling_a_class_removes_its_colour_and_brings_it_back(open_page):
+def test_toggling_a_class_removes_its_colour_and_brings_it_back(open_page, runs):
     page = open_page()
     pause(page)
     c = 6
     color = page.evaluate("window.grandtour.classColors()")[c]
     box = panel_box(page, "test")
+    # Where class c's points are drawn, away from every other point (blends of other
+    # colours are not class c's colour).
+    labels = _labels(runs, "test")
+    pos = page.evaluate("window.grandtour.screenPositions('test')")
+    others = np.array([p for p, y in zip(pos, labels) if p and y != c])
+    own = [p for p, y in zip(pos, labels) if p and y == c and np.min(np.hypot(*(others - p).T)) > 8]
 
     def count():
         page.evaluate("window.grandtour.frames(2)")
-        return int(near_class(_crop(gl_screenshot(page).astype(float), box), color).sum())
+        img = gl_screenshot(page).astype(float)
+        at = np.array([img[int(round(y)), int(round(x))] for x, y in own])
+        return int(near_class(_crop(img, box), color).sum()), int(near_class(at, color).sum())
 
-    before = count()
+    before, at_before = count()
     page.click(f"#legend li[data-class='{c}']")
     page.wait_for_function(f"window.grandtour.state().hidden.includes({c})")
     assert "hidden-class" in page.get_attribute(f"#legend li[data-class='{c}']", "class")
-    after = count()
-    assert before > 60 and after == 0, (before, after)
+    page.mouse.move(5, 5)  # no legend entry hovered: the view as it is left
+    after, at_after = count()
+    assert len(own) >= 5 and at_before >= 0.9 * len(own) and at_after == 0, (len(own), at_before, at_after)
+    assert before > 60 and after <= 0.02 * before, (before, after)
     # Hidden points cannot be brushed either; a second click shows them again.
     page.click(f"#legend li[data-class='{c}']")
     page.wait_for_function("window.grandtour.state().hidden.length === 0")
-    assert count() >= 0.9 * before
+    assert count()[0] >= 0.9 * before
     assert page.errors == []
 
 

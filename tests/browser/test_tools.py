@@ -120,6 +120,40 @@ def test_colour_by_and_only_misclassified_from_menu_and_keys(open_page, server):
     assert page.errors == []
 
 
+def test_legend_hover_means_the_labelled_class_in_every_colour_mode(open_page, server):
+    """Colour by correctness: hovering class c keeps its labelled points in their colours
+    (correct / misclassified), drawn on top, and fades every other point: the legend's
+    entries are the labels, as hiding and selecting are."""
+    page = open_page()
+    pause(page)
+    wait_settled(page)
+    labels = _ints(server, "labels/test")
+    preds = _ints(server, "predictions/2/test")
+    _open_menu(page)
+    page.click("#color-by [data-mode=correctness]")
+    page.keyboard.press("Escape")
+    page.wait_for_function(f"window.grandtour.colorIndices('test').every(k => k === {C} || k === {C + 1})")
+    c = int(np.bincount(labels).argmax())
+    page.hover(f"#legend li[data-class='{c}']")
+    page.wait_for_function(f"window.grandtour.state().highlight === {c}")
+    page.evaluate("window.grandtour.frames(2)")
+    img = gl_screenshot(page).astype(float)
+    pos = _xy(page, "test")
+    own = [(p, preds[k] == labels[k]) for k, p in enumerate(pos) if p and labels[k] == c]
+    others = [p for k, p in enumerate(pos) if p and labels[k] != c]
+    assert len(own) > 5 and len(others) > 20
+    want = {True: np.array(PALETTE["correct"], float), False: np.array(PALETTE["wrong"], float)}
+    ok = [near_class(img[int(round(y)), int(round(x))][None], want[right])[0] for (x, y), right in own]
+    assert np.mean(ok) > 0.9, f"{np.mean(ok):.2f} of class {c}'s points show their correctness colour"
+    own_xy = np.array([p for p, _ in own])
+    faded = [(lambda px: px.max() - px.min() < 60 and px.min() > 150)(img[int(round(y)), int(round(x))])
+             for x, y in others if np.min(np.hypot(*(own_xy - [x, y]).T)) >= 12]
+    assert len(faded) > 10 and np.mean(faded) > 0.9
+    page.mouse.move(5, 5)
+    page.wait_for_function("window.grandtour.state().highlight === -1")
+    assert page.errors == []
+
+
 def test_find_and_click_mark_a_point_across_layers_and_epochs(open_page, server):
     page = open_page()
     pause(page)
@@ -144,7 +178,11 @@ def test_find_and_click_mark_a_point_across_layers_and_epochs(open_page, server)
     page.fill("#search", "label:no-such-class")
     page.press("#search", "Enter")
     assert "nothing matches" in page.inner_text("#search-result")
-    # Click a point: it is marked, and stays marked at another layer and epoch.
+    # Click a point: it is marked, and stays marked at another layer and epoch. (The class
+    # selected above is cleared first: a selected point wears a ring of its own.)
+    page.keyboard.press("Escape")  # leaves the search box
+    page.keyboard.press("Escape")  # clears the selection
+    assert _state(page)["selection"] in ({}, {"train": [], "test": []})
     box = panel_box(page, "test")
     xy = _xy(page, "test")
     k = _isolated(xy, box)
@@ -446,4 +484,56 @@ def test_no_jump_where_a_transition_re_bases_into_a_narrower_layer(open_page):
     before = [m for m, k in zip(moves[:i], kinds[1:i + 1]) if k == "transition"][-6:]
     assert len(before) >= 3, kinds
     assert moves[i] <= 2 * max(before) + 0.5, f"the view jumps {moves[i]:.1f} px at the re-base (before: {before})"
+    assert page.errors == []
+
+
+def test_guided_tour_heads_for_views_that_separate_the_classes_shown(open_page, server):
+    """With all but three classes hidden, the guided tour (button, key d) turns toward views
+    in which those three separate: the LDA index (guided.py, on the layer's served data) of
+    the page's own view rises, the page's readout is that index, and turning it off hands
+    the view back to the Grand Tour where it is."""
+    from grandtour.guided import lda_index, scatter_matrices
+
+    page = open_page()
+    pause(page)
+    wait_settled(page)
+    st = _state(page)
+    split = st["splits"][0]
+    X = _floats(server, f"activations/{st['layer']}/{st['epoch']}/{split}")
+    labels = _ints(server, f"labels/{split}")
+    keep = [3, 5, 8]
+    for c in range(C):
+        if c not in keep:
+            page.click(f"#legend li[data-class='{c}']")
+    page.wait_for_function(f"window.grandtour.state().hidden.length === {C - len(keep)}")
+    W, B = scatter_matrices(X, labels, keep)
+
+    def index() -> float:
+        return lda_index(np.array(page.evaluate("window.grandtour.matrix()"))[:, :2], W, B)
+
+    # Start from a poor view: of 200 random planes, the one that separates them least.
+    rng = np.random.default_rng(3)
+    Qs = [np.linalg.qr(rng.standard_normal((X.shape[1], X.shape[1])))[0] for _ in range(200)]
+    worst = min(Qs, key=lambda Q: lda_index(Q[:, :2], W, B))
+    page.evaluate("(m) => window.grandtour.setMatrix(m)", worst.tolist())
+    page.evaluate("window.grandtour.manual(true)")
+    start = index()
+    page.click("#tour-guided")
+    s = page.evaluate("(dt) => window.grandtour.step(dt)", 0)
+    assert s["guided"] and s["playing"] and s["guide"]["classes"] == keep
+    assert s["guide"]["points"] == s["guide"]["of"] == int(np.isin(labels, keep).sum())
+    for _ in range(80):  # 20 s of touring
+        s = page.evaluate("(dt) => window.grandtour.step(dt)", 0.25)
+    end = index()
+    assert end > start + 0.2, (start, end)
+    assert abs(s["guide"]["index"] - end) < 1e-3
+    assert page.inner_text("#tour-guided-label") == f"{s['guide']['index']:.2f}"
+    # Off (key d): the Grand Tour goes on from the same view.
+    M = np.array(page.evaluate("window.grandtour.matrix()"))
+    page.keyboard.press("d")
+    s = page.evaluate("(dt) => window.grandtour.step(dt)", 0)
+    assert not s["guided"] and s["guide"] is None
+    np.testing.assert_allclose(page.evaluate("window.grandtour.matrix()"), M, atol=1e-9)
+    s = page.evaluate("(dt) => window.grandtour.step(dt)", 0.25)
+    assert np.abs(np.array(page.evaluate("window.grandtour.matrix()")) - M).max() > 1e-6  # it moves on
     assert page.errors == []

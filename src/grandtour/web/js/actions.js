@@ -67,6 +67,10 @@ export function makeActions(app) {
     /** Back to the fitted map: zoom 1, the origin at the centre. */
     resetZoom() { store.set({ zoom: 1, pan: [0, 0] }); },
     toggleFitEpoch(on) { store.set({ fitEpoch: on ?? !get().fitEpoch }); },
+    toggleGuided(on) {
+      const guided = on ?? !get().guided;
+      store.set(guided ? { guided, playing: true } : { guided });
+    },
 
     // ---------------------------------------------------------------- how points are drawn
     setColorBy(mode) { if (COLOR_MODES.includes(mode)) store.set({ colorBy: mode }); },

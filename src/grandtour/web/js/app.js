@@ -29,6 +29,7 @@ import { renderStatus } from './status.js';
 import { PointColors } from './pointcolors.js';
 import { extentEpochs } from './viewmap.js';
 import { viewMeta } from './graph.js';
+import { Guide } from './guide.js';
 
 const LIVE_POLL_MS = 4000;
 
@@ -64,6 +65,8 @@ class App {
     this.cache = new SliceCache(source);
     this.tours = new TourManager({ speed: this.store.get().speed });
     this.dynamics = new Dynamics(this.store, this.cache, this.tours);
+    this.dynamics.labelsOf = (split) => this.labels[split] ?? null;
+    this.guide = new Guide(this);
     this.panels = new Map();
     this.labels = {};
     this.atlases = {};
@@ -315,7 +318,9 @@ class App {
   /** One frame: advance the tour and the positions by dt seconds, draw if anything changed. */
   tick(dt) {
     const s = this.store.get();
+    this.guide.update();
     if (s.playing && !s.dragging && s.meta) this.tours.step(dt);
+    this.guide.after();
     try {
       this.dynamics.update(dt);
       const drawn = this.drawNow(false);

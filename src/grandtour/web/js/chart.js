@@ -4,7 +4,8 @@
  * Hidden classes are left out; the highlighted class is drawn bold. Axis titles (epoch,
  * loss); a readout (epoch, class, value) of the line nearest the pointer, or, without a
  * pointer, of the class highlighted in the legend (a legend entry with keyboard focus)
- * at the epoch shown.
+ * at the epoch shown. A run without recorded per-class metrics (an import) shows the
+ * curves the server computes from its softmax, titled "loss (computed)".
  */
 
 import { classCss } from './colors.js';
@@ -67,7 +68,7 @@ export function bindChart(app) {
     if (!any) {
       const d = document.createElement('div');
       d.className = 'empty';
-      d.textContent = m ? 'no per-class loss recorded' : 'loading…';
+      d.textContent = m ? 'no per-class loss recorded (and no softmax layer to compute it from)' : 'loading…';
       box.appendChild(d);
       return;
     }
@@ -98,8 +99,13 @@ export function bindChart(app) {
       x: 0, y: 0, 'text-anchor': 'middle', class: 'axis-title',
       transform: `translate(9 ${PAD.top + (height - PAD.top - PAD.bottom) / 2}) rotate(-90)`,
     });
-    yt.textContent = 'loss';
+    yt.textContent = m.computed ? 'loss (computed)' : 'loss';
     axis.appendChild(yt);
+    if (m.computed) { // not recorded: computed by the server from the softmax (an import)
+      const title = svgEl('title');
+      title.textContent = `Per-class loss computed ${m.computed}`;
+      yt.appendChild(title);
+    }
     svg.appendChild(axis);
     for (let c = 0; c < C; c++) {
       if (s.hidden.has(c)) continue;

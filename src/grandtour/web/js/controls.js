@@ -20,7 +20,7 @@ export function bindControls(app) {
   const el = {
     play: $('tour-play'), speed: $('tour-speed'), speedLabel: $('tour-speed-label'),
     points: $('display-points'), images: $('display-images'), splits: $('split-toggles'),
-    fitEpoch: $('fit-epoch'), badge: $('transition-badge'),
+    fitEpoch: $('fit-epoch'), badge: $('transition-badge'), guided: $('tour-guided'), guideLabel: $('tour-guided-label'),
     zoomIn: $('zoom-in'), zoomOut: $('zoom-out'), zoomReset: $('zoom-reset'), fullscreen: $('fullscreen'),
     save: $('preset-save'), load: $('preset-load'), file: $('preset-file'), link: $('preset-link'),
     help: $('help-button'), helpClose: $('help-close'), helpBox: $('help'),
@@ -62,6 +62,7 @@ export function bindControls(app) {
   el.points.addEventListener('click', () => actions.setDisplay('points'));
   el.images.addEventListener('click', () => actions.setDisplay('images'));
   el.fitEpoch.addEventListener('click', () => actions.toggleFitEpoch());
+  el.guided.addEventListener('click', () => actions.toggleGuided());
   el.zoomIn.addEventListener('click', () => actions.zoomBy(1.25));
   el.zoomOut.addEventListener('click', () => actions.zoomBy(0.8));
   el.zoomReset.addEventListener('click', () => actions.resetZoom());
@@ -197,6 +198,18 @@ export function bindControls(app) {
       el.advPlay.innerHTML = s.advPlaying ? '&#10074;&#10074;' : '&#9654;';
     }
     if (has('fitEpoch')) el.fitEpoch.setAttribute('aria-pressed', String(s.fitEpoch));
+    if (has('guided', 'guide', 'meta')) {
+      el.guided.setAttribute('aria-pressed', String(s.guided));
+      const g = s.guided ? s.guide : null;
+      el.guideLabel.hidden = !g;
+      if (g) {
+        const names = g.classes.map((c) => s.meta?.class_names[c] ?? c);
+        el.guideLabel.textContent = g.index.toFixed(2);
+        el.guideLabel.title = `Guided tour: separating ${names.length > 6 ? `${names.length} classes` : names.join(', ')} `
+          + `in the ${g.split} split (${g.points === g.of ? `${g.points} points` : `a sample of ${g.points} of ${g.of} points`}); `
+          + 'LDA index 1 - det(within) / det(total) of the view shown: 0 no separation, 1 each class a point';
+      }
+    }
     if (has('viewMenu')) {
       el.menu.hidden = !s.viewMenu;
       el.menuButton.setAttribute('aria-expanded', String(s.viewMenu));

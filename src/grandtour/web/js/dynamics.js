@@ -407,7 +407,8 @@ export class Dynamics {
     if (!m || !this.current || !this.tours.tour) return null;
     // The same inputs give the same scene object: the app redraws only when it changes.
     const key = [s.runId, this.current.kind, this.current.li, this.current.to, s.epochPos, s.layerPos,
-      s.advPos, s.adversarial, s.splits.join(), s.fitEpoch, this.tours.tour.ndim, this._cacheVersion()].join('|');
+      s.advPos, s.adversarial, s.splits.join(), s.fitEpoch, this.tours.tour.ndim, this._cacheVersion(),
+      s.colorBy !== 'label' && !s.hidden.has(s.highlight) ? s.highlight : -1].join('|'); // the last: the legend's emphasis flags
     if (this._scene && this._sceneKey === key && this._sceneSel === s.selection) return this._scene;
     const scene = this._buildScene();
     if (scene) {
@@ -492,18 +493,27 @@ export class Dynamics {
     return { ...info, from: `${source} (+ ${others}: ${how})`, source, inputs: ins };
   }
 
-  /** Finite (bit 0) and selected (bit 1) flags for the genuine points of a split. */
+  /**
+   * Flags of the genuine points of a split (shaders.js): finite (bit 0), selected (bit 1)
+   * and, when the colours are not the labels (colour by prediction or correctness), of
+   * the class the legend highlights (bit 4: drawn on top, not faded): the legend's
+   * entries always mean the labelled classes, as hiding and selecting do.
+   */
   flags(split, p) {
-    const sel = this.store.get().selection[split] ?? null;
+    const s = this.store.get();
+    const sel = s.selection[split] ?? null;
+    const hl = s.colorBy !== 'label' && s.highlight >= 0 && !s.hidden.has(s.highlight) ? s.highlight : -1;
+    const labels = hl >= 0 ? this.labelsOf?.(split) ?? null : null;
     const B = p.mix > 0 ? p.B : null;
     const c = this._flags.get(split);
-    if (c && c.A === p.A && c.B === B && c.sel === sel) return c.flags;
+    if (c && c.A === p.A && c.B === B && c.sel === sel && c.hl === hl && c.labels === labels) return c.flags;
     const n = p.A.n;
     const flags = new Uint8Array(n); // a new array: the renderer re-uploads when it changes
     const a = p.A.mask, b = B ? B.mask : null;
     for (let k = 0; k < n; k++) flags[k] = (a[k] && (!b || b[k])) ? 1 : 0;
     if (sel) for (const k of sel) if (k < n) flags[k] |= 2;
-    this._flags.set(split, { A: p.A, B, sel, flags });
+    if (labels) for (let k = 0; k < Math.min(n, labels.length); k++) if (labels[k] === hl) flags[k] |= 16;
+    this._flags.set(split, { A: p.A, B, sel, hl, labels, flags });
     return flags;
   }
 

@@ -20,6 +20,7 @@ export const SHORTCUTS = [
   [['-', '_'], 'Zoom out', (a) => a.zoomBy(0.8)],
   [['0'], 'Reset zoom and pan', (a) => a.resetZoom()],
   [['p'], 'Fit each epoch on / off (off: one scale for all epochs)', (a) => a.toggleFitEpoch()],
+  [['d'], 'Guided tour on / off: toward views separating the classes shown', (a) => a.toggleGuided()],
   [['i'], 'Points / images', (a) => a.toggleDisplay()],
   [['c'], 'Colour by label / prediction / correctness', (a) => a.cycleColorBy()],
   [['m'], 'Show only the misclassified points', (a) => a.toggleOnlyMisclassified()],

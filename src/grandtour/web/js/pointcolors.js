@@ -17,6 +17,9 @@ import { halfTable } from './float16.js';
 
 export const COLOR_MODES = ['label', 'prediction', 'correctness'];
 
+/** A palette index no point is drawn in. */
+const NO_INDEX = 0x7fff;
+
 /**
  * @param {Int16Array} labels
  * @param {Int16Array|null} preds predictions at the epoch shown (null: not loaded)
@@ -144,11 +147,15 @@ export class PointColors {
     return (p) => drawnIndex(k[p], C, s.hidden);
   }
 
-  /** The palette index the renderer highlights for the legend's class c (-1: none). */
+  /**
+   * The palette index the renderer highlights for the legend's class c (-1: none). The
+   * legend's classes are the labels: when the colours are the labels, that index is c;
+   * otherwise it is one no point has (everything fades) and the class's points are
+   * emphasised by their flags instead (dynamics.js `flags`).
+   */
   highlight(c) {
     const s = this.app.store.get();
-    if (c < 0 || !s.meta) return -1;
-    if (s.colorBy === 'prediction') return s.meta.class_names.length + 3 + c;
-    return s.colorBy === 'correctness' ? -1 : c;
+    if (c < 0 || !s.meta || s.hidden.has(c)) return -1; // a hidden class has nothing to show
+    return s.colorBy === 'label' ? c : NO_INDEX;
   }
 }

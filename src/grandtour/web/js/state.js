@@ -22,6 +22,8 @@ export function initialState() {
     splits: [],          // splits shown side by side
     playing: true,       // the Grand Tour runs
     speed: 0.25,         // tour speed, radians per second
+    guided: false,       // the guided tour (guide.js): toward views separating the classes shown
+    guide: null,         // the guided search under way: {classes, points, of, split, index}, or null
     epochPlaying: false,
     layerPlaying: false,
     adversarial: null,   // name of the adversarial record shown, or null

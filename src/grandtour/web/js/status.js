@@ -2,7 +2,8 @@
  * The page's running report: each panel's point count (with the non-finite points
  * left out and the adversarial points shown, and what a handle stands for when it is
  * not one unit), and the status card (the space shown, what the transition shown is:
- * exact or a fit, non-finite values, the selection). Written only when its text changes.
+ * exact or a fit, non-finite values, the selection; for a derived run, what it is and its
+ * caveat). Written only when its text changes.
  */
 
 import { describeTransition } from './transitioninfo.js';
@@ -68,6 +69,15 @@ export function renderStatus(app, s, scene) {
     ? `Selected: ${counts.map(([k, v]) => `${v.length} ${k}`).join(', ')} — drag ⊕ to move them (Esc clears)`
     : 'Drag a rectangle to select points';
   if (sel.textContent !== selText) sel.textContent = selText;
+  // A run the server derived (the article's hybrid): what it is and its caveat, while open.
+  const der = s.meta.derived;
+  const derEl = document.getElementById('status-derived');
+  derEl.hidden = !der;
+  const derText = der ? `Hybrid of ${der.layer} (${der.split}, ${der.dims} dims): ${der.caveat}` : '';
+  if (derEl.textContent !== derText) {
+    derEl.textContent = derText;
+    derEl.title = derText; // the card clamps long notes to three lines
+  }
   const L = s.meta.layers[scene.layerIndex];
   const lay = document.getElementById('status-layer');
   const layText = scene.kind === 'transition'

@@ -31,7 +31,8 @@
  * `opacity`, `showHandles`, `selectedPoint` ({split, index} or null), `advLines`;
  * `waiting` (a position stood still last frame, its data loading),
  * `transition: {from, method, exact, residual, note}` while a layer
- * transition is shown (null otherwise), `zoom`, `pan` and `fitEpoch`; view() includes
+ * transition is shown (null otherwise), `zoom`, `pan` and `fitEpoch`; `guided` and `guide`
+ * (the guided search: {classes, points, of, split, index}); view() includes
  * the drawing map (`origin`, `pxPerUnit`, `handleUnit`, `plotRadius`).
  */
 
@@ -69,7 +70,7 @@ export function installTestHook(app) {
         adversarial: s.adversarial, advPos: s.advPos, advStep: s.advStep, advSteps: s.advSteps,
         help: s.help, space: app.scene ? app.scene.kind : null, dim: app.tours.tour ? app.tours.tour.ndim : null,
         tourSpace: app.tours.space, tourTime: app.tours.tour ? app.tours.tour.time : 0, frameCount: app.frameCount, epochs: m ? [...m.epochs] : [],
-        chartSplit: s.chartSplit,
+        chartSplit: s.chartSplit, guided: s.guided, guide: s.guide ? { ...s.guide, classes: [...s.guide.classes] } : null,
         waiting: !!app.dynamics.waiting, // a position stood still last frame: its data is loading
       };
     },

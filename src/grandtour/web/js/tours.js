@@ -126,6 +126,7 @@ export class TourManager {
   _switch(name, t) {
     this.space = name;
     this.tour = t;
+    this._guided = null; // a guided tour belongs to the space it was made for
     this._frame = matrix(t.ndim, 2);
     this.version++;
   }
@@ -152,6 +153,34 @@ export class TourManager {
   setSpeed(speed) {
     this.speed = speed;
     for (const t of this._tours.values()) scaleSpeed(t, speed);
+    if (this._guided) scaleSpeed(this._guided, speed);
+  }
+
+  /**
+   * Tour the current space with `g` instead of its Grand Tour (a guided tour, guide.js,
+   * started from the current matrix) until `unguide`, or until the space changes.
+   */
+  guide(g) {
+    if (!this.tour || g.ndim !== this.tour.ndim) throw new RangeError(`a guided tour of ${g.ndim} dimensions for a space of ${this.tour?.ndim}`);
+    scaleSpeed(g, this.speed);
+    this._guided = g;
+    this.tour = g;
+    this.version++;
+  }
+
+  /** Whether the current tour is a guided one. */
+  get guided() {
+    return this._guided != null && this.tour === this._guided;
+  }
+
+  /** Back to the space's Grand Tour, from the view the guided tour reached (no jump). */
+  unguide() {
+    if (!this.guided) return;
+    const M = this.matrix;
+    const t = this._tours.get(this.space);
+    this._guided = null;
+    this.tour = t;
+    this.matrix = M;
   }
 
   /** Advance the current tour by dt seconds of elapsed time. */
@@ -195,9 +224,16 @@ export class TourManager {
   }
 }
 
-/** Rescale a GrandTour's angular velocities to `speed` rad/s (its own convention). */
+/**
+ * Rescale a GrandTour's angular velocities to `speed` rad/s (its own convention); a
+ * geodesic (guided) tour's speed is its arc length per second.
+ */
 function scaleSpeed(t, speed) {
   if (t.speed === speed) return;
+  if (!t.angularVelocity) {
+    t.speed = speed;
+    return;
+  }
   if (t.speed === 0) { // the direction was lost at speed 0: keep it in _omega0
     t.angularVelocity = (t._omega0 ?? t.angularVelocity).map((w) => w * speed);
   } else {
