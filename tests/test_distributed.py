@@ -160,3 +160,48 @@ def test_dask_scheduler_that_is_no_address_is_a_clear_error(tmp_path, capsys):
     write(create(run), range(2)).close()
     assert cli.main(["align", str(run), "--dask", "nonsense"]) == 2
     assert "local:N" in capsys.readouterr().err
+
+
+def _compare_run(path: Path) -> None:
+    """A run of 48 test points in 12 dimensions at 2 epochs: enough for t-SNE and UMAP."""
+    from grandtour.store import LayerInfo, ProbeSet, RunWriter
+
+    n, rng = 48, np.random.default_rng(5)
+    layers = [LayerInfo("fc", "linear", (12,)), LayerInfo("softmax", "softmax", (3,))]
+    probes = {"test": ProbeSet(labels=np.arange(n) % 3, indices=np.arange(n))}
+    with RunWriter.create(path, dataset="toy", class_names=["a", "b", "c"], layers=layers, probes=probes) as w:
+        centres = rng.standard_normal((3, 12)) * 4
+        for epoch in range(2):
+            fc = centres[np.arange(n) % 3] * (1 + epoch) + rng.standard_normal((n, 12))
+            w.write_epoch(epoch, activations={"test": {"fc": fc, "softmax": rng.random((n, 3))}})
+
+
+def test_compare_on_a_dask_cluster_stores_the_serial_pictures(tmp_path, capsys):
+    """``compare --dask SCHEDULER``: one task per (method, epoch), one for dtsne's joint
+    embedding; every stored picture is, bit for bit, the serial command's.
+
+    The cluster's two workers are threads of this process (an ``inproc://`` scheduler
+    reached by its address, as an existing cluster is): UMAP's numba code, compiled once
+    here, would be compiled again by every worker process (40 s each on this loaded
+    machine). ``local:N``'s worker processes are the ones ``align --dask`` is tested on."""
+    from distributed import LocalCluster
+
+    from grandtour.compare import stored
+
+    serial, spread = tmp_path / "serial", tmp_path / "spread"
+    _compare_run(serial)
+    shutil.copytree(serial, spread)
+    chosen = ["pca", "tsne", "umap", "dtsne"]
+    args = ["--layer", "fc", "--methods", ",".join(chosen)]
+    assert cli.main(["compare", str(serial), *args]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                      silence_logs=40) as cluster:
+        assert cli.main(["compare", str(spread), *args, "--dask", cluster.scheduler_address]) == 0
+        assert "7 task(s)" in capsys.readouterr().out  # 3 methods x 2 epochs, and dtsne
+        for method in chosen:
+            a, b = stored(serial, "fc", method), stored(spread, "fc", method)
+            assert sorted(a) == sorted(b) == [0, 1], method
+            for epoch in a:
+                assert a[epoch].tobytes() == b[epoch].tobytes(), (method, epoch)
+        assert cli.main(["compare", str(spread), *args, "--dask", cluster.scheduler_address]) == 0
+        assert "0 task(s)" in capsys.readouterr().out  # all stored: nothing recomputed

@@ -100,6 +100,62 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_run(s3, reference):
     assert not as_path(url).joinpath(LOCK_FILE).exists()  # released on close
 
 
+def test_a_gs_url_without_gcsfs_is_a_clear_error(monkeypatch, capsys):
+    """gs:// parses as a URL; with gcsfs missing, the message names the package to install
+    and the command exits 2. (Writing to GCS is not tested: no fake GCS server offline.)"""
+    import sys
+
+    from grandtour import cli
+
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules["fsspec.registry"]._registry, "gs", raising=False)  # a class fsspec cached
+    with pytest.raises(StoreError, match="pip install gcsfs"):
+        as_path("gs://bucket/runs/x")
+    assert cli.main(["info", "gs://bucket/runs/x"]) == 2
+    assert "pip install gcsfs" in capsys.readouterr().err
+
+
+#: ``grandtour train`` of the digits network, small: 2 epochs, 10 probes per split.
+TRAIN = ["train", "--dataset", "digits", "--epochs", "2", "--probe-size", "10", "--no-align"]
+
+
+def test_train_into_the_bucket_interrupted_and_resumed_equals_a_local_run(s3, tmp_path, capsys, monkeypatch):
+    """``grandtour train --out s3://...`` interrupted after it saved epoch 1's training state
+    and before it committed the epoch, then ``--resume``: the run (its metrics at every
+    epoch, its last weights) is the one ``grandtour train`` writes to local disk uninterrupted;
+    the training state is an object of the run, and the lease is released at the end. (A
+    writer killed outright, and the lease it leaves: the SIGKILL test above.)"""
+    from grandtour import cli
+    from grandtour.store.schema import TRAIN_STATE
+
+    url, local = _url(), tmp_path / "local"
+    commits = []
+
+    def hook(stage):
+        if stage == "before_commit":
+            commits.append(stage)
+            if len(commits) == 2:  # epoch 0 committed, epoch 1's state saved
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunWriter, "_test_hook", hook)
+    assert cli.main(TRAIN + ["--out", url]) == 130  # interrupted
+    monkeypatch.setattr(RunWriter, "_test_hook", None)
+    assert Run.open(url).epochs == [0]
+    assert as_path(url).joinpath(TRAIN_STATE).is_file()
+    assert cli.main(["train", "--out", url, "--resume", "--no-align"]) == 0  # the run's own settings
+    assert url in capsys.readouterr().out
+    assert cli.main(TRAIN + ["--out", str(local)]) == 0
+    remote, here = Run.open(url), Run.open(local)
+    assert remote.epochs == here.epochs == [0, 1, 2]
+    for split in here.splits:  # the losses and accuracies of every epoch, to the last bit
+        for name, value in here.metrics(split).items():
+            assert remote.metrics(split)[name].tobytes() == value.tobytes(), (split, name)
+    for layer in ("conv1", "fc2"):  # the weights the resumed training ended with
+        for name, value in here.params(layer, 2).items():
+            assert remote.params(layer, 2)[name].tobytes() == value.tobytes(), (layer, name)
+    assert not as_path(url).joinpath(LOCK_FILE).exists()  # released when train returned
+
+
 def test_a_second_writer_is_refused_and_a_taken_lease_stops_the_first(s3):
     url = _url()
     write(create(url), [0]).close()

@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help=f"default: {defaults.DATASET} (with --resume: the run's own)")
     _add_data_dir(p)
-    p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
+    p.add_argument("--out", required=True, metavar="RUN",
+                   help="run directory to write, or a URL (s3://bucket/runs/x; credentials from the environment)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (default: {defaults.ARTICLE_EPOCHS} as in the article"
                    f"{_per_dataset('epochs')})")
@@ -212,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also make the article's hybrid: UMAP to K dimensions, for the Grand Tour to run on")
     p.add_argument("--seed", type=int, default=defaults.SEED, help="random seed (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="recompute what is already stored")
+    p.add_argument("--dask", default=None, metavar="SCHEDULER",
+                   help="spread the (method, epoch) embeddings over a Dask cluster, as align --dask does: "
+                   "tcp://host:8786 or local:N; dtsne is one task (its epochs are embedded jointly); "
+                   "the pictures are the serial ones")
     p.set_defaults(func=_handler("grandtour.compare.command", "compare_command"))
 
     p = sub.add_parser("info", help="summarise a run: layers, epochs, splits, metrics")

@@ -31,7 +31,8 @@ def parse_methods(text: str | None) -> list[str]:
 
 
 def compare_command(args) -> int:
-    """``grandtour compare RUN [--layer L] [--split S] [--epochs E ...] [--methods ...] [--hybrid umap:k]``."""
+    """``grandtour compare RUN [--layer L] [--split S] [--epochs E ...] [--methods ...] [--hybrid umap:k]
+    [--dask SCHEDULER]``."""
     from grandtour.compare.hybrid import CAVEAT, hybrid, parse_hybrid
 
     run = open_run(args.run)
@@ -45,6 +46,12 @@ def compare_command(args) -> int:
     force = bool(getattr(args, "force", False))
     print(f"compare {layer} of {run.path} ({split}, N={run.size(split)}), epochs "
           f"{', '.join(map(str, epochs))}")
+    if getattr(args, "dask", None):
+        from grandtour.compare.distributed import embed_dask
+
+        tasks = embed_dask(run, layer, chosen, epochs, split, args.dask, seed=args.seed, force=force)
+        print(f"  embedded on the Dask cluster {args.dask}: {tasks} task(s)")
+        force = False  # done: what follows reads the stored pictures
     steps = list(pairwise(epochs))
     for method in chosen:
         embed(run, layer, method, epochs, split, seed=args.seed, force=force)

@@ -89,40 +89,60 @@ def embed(run, layer: str, method: str, epochs: Sequence[int] | None = None, spl
     run.check_split(split)
     chosen = check_epochs(run, epochs)
     key = entry_key(split, layer, method)
-    settings = settings_of(method, seed, lam)
-    joint = None if method in methods.PER_EPOCH else chosen
     with Comparisons.open(run) as store:
-        entry = store.start("embeddings", key, settings, joint)
-        if force:
-            entry["epochs"].clear()
-        have = set(store.stored_epochs("embeddings", key, run))
-        todo = [e for e in chosen if e not in have]
-        if todo and method in methods.PER_EPOCH:
-            function = methods.PER_EPOCH_FUNCTIONS[method]
-            with _bar(len(todo), f"{method} {layer}", progress) as bar:
-                for epoch in todo:
-                    X = methods.check_points(run.activations(layer, epoch, split),
-                                             f"{layer} at epoch {epoch}")
-                    t0 = time.perf_counter()
-                    Y = function(X, seed)
-                    store.put("embeddings", key, run, epoch, Y, time.perf_counter() - t0)
-                    bar.update(1)
-        elif todo:  # dtsne: all chosen epochs at once
-            Xs = [methods.check_points(run.activations(layer, e, split), f"{layer} at epoch {e}")
-                  for e in chosen]
-            from grandtour.compare.dynamic_tsne import SCHEDULE, dynamic_tsne
-
-            iterations = sum(n for n, _, _ in SCHEDULE)
-            from tqdm.auto import tqdm
-
-            with tqdm(total=iterations, desc=f"dtsne {layer}", unit="it", leave=False,
-                      disable=None if progress else True) as bar:
-                t0 = time.perf_counter()
-                Ys = dynamic_tsne(Xs, seed=seed, lam=lam, progress=lambda: bar.update(1))
-                per_epoch = (time.perf_counter() - t0) / len(chosen)
-            for epoch, Y in zip(chosen, Ys):
-                store.put("embeddings", key, run, epoch, Y, per_epoch)
+        todo = plan(store, run, layer, method, chosen, split, seed=seed, lam=lam, force=force)
+        for epoch, Y, seconds in compute(run, layer, method, todo, split, seed=seed, lam=lam,
+                                         progress=progress):
+            store.put("embeddings", key, run, epoch, Y, seconds)
         return np.stack([store.get("embeddings", key, e) for e in chosen]).astype(np.float32)
+
+
+def plan(store: Comparisons, run: Run, layer: str, method: str, chosen: list[int], split: str, *,
+         seed: int, lam: float, force: bool) -> list[int]:
+    """The epochs of ``chosen`` still to embed by ``method`` (its entry started or kept for
+    these settings): all of ``chosen`` for ``dtsne`` when any is missing (it embeds them
+    jointly), else the per-epoch ones not stored for the run's current data."""
+    key = entry_key(split, layer, method)
+    joint = None if method in methods.PER_EPOCH else chosen
+    entry = store.start("embeddings", key, settings_of(method, seed, lam), joint)
+    if force:
+        entry["epochs"].clear()
+    have = set(store.stored_epochs("embeddings", key, run))
+    todo = [e for e in chosen if e not in have]
+    return todo if method in methods.PER_EPOCH or not todo else list(chosen)
+
+
+def compute(run: Run, layer: str, method: str, epochs: Sequence[int], split: str, *, seed: int,
+            lam: float = defaults.DTSNE_LAMBDA, progress: bool = False):
+    """Yield ``(epoch, picture, seconds)`` for each of ``epochs`` embedded by ``method``: one
+    at a time for a per-epoch method (each yielded when done), all at the end for ``dtsne``
+    (one joint embedding of ``epochs``; ``seconds`` its time divided among them). The one
+    computation of both ``embed`` and a task of ``compare --dask``."""
+    if not epochs:
+        return
+    if method in methods.PER_EPOCH:
+        function = methods.PER_EPOCH_FUNCTIONS[method]
+        with _bar(len(epochs), f"{method} {layer}", progress) as bar:
+            for epoch in epochs:
+                X = methods.check_points(run.activations(layer, epoch, split), f"{layer} at epoch {epoch}")
+                t0 = time.perf_counter()
+                Y = function(X, seed)
+                yield epoch, Y, time.perf_counter() - t0
+                bar.update(1)
+        return
+    Xs = [methods.check_points(run.activations(layer, e, split), f"{layer} at epoch {e}") for e in epochs]
+    from tqdm.auto import tqdm
+
+    from grandtour.compare.dynamic_tsne import SCHEDULE, dynamic_tsne
+
+    iterations = sum(n for n, _, _ in SCHEDULE)
+    with tqdm(total=iterations, desc=f"dtsne {layer}", unit="it", leave=False,
+              disable=None if progress else True) as bar:
+        t0 = time.perf_counter()
+        Ys = dynamic_tsne(Xs, seed=seed, lam=lam, progress=lambda: bar.update(1))
+        per_epoch = (time.perf_counter() - t0) / len(epochs)
+    for epoch, Y in zip(epochs, Ys):
+        yield epoch, Y, per_epoch
 
 
 def stored(run, layer: str, method: str, split: str = "test") -> dict[int, np.ndarray]:

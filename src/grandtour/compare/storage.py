@@ -99,9 +99,21 @@ class Comparisons:
     def put(self, section: str, key: str, run: Run, epoch: int, picture: np.ndarray,
             seconds: float) -> None:
         """Write one epoch's picture and commit its entry (the epoch then exists for readers)."""
+        self.write(section, key, epoch, picture)
+        self.note(section, key, run, epoch, seconds)
+        self.group.commit()
+
+    def write(self, section: str, key: str, epoch: int, picture: np.ndarray) -> None:
+        """Write one epoch's picture, not yet listed (a group opened with
+        ``DerivedGroup.delegate`` does this on a worker of ``compare --dask``)."""
         self.group.write(array_path(section, key, epoch), np.asarray(picture, dtype=np.float32))
+
+    def note(self, section: str, key: str, run: Run, epoch: int, seconds: float) -> None:
+        """List the written picture of ``epoch`` in the record; :meth:`commit` publishes it."""
         self.group.record[section][key]["epochs"][str(int(epoch))] = {
             "token": run.epoch_token(int(epoch)), "seconds": round(float(seconds), 6)}
+
+    def commit(self) -> None:
         self.group.commit()
 
     def get(self, section: str, key: str, epoch: int) -> np.ndarray:

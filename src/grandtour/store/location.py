@@ -47,6 +47,20 @@ from grandtour.errors import StoreError
 #: (a commit must be seen at once), and nothing else (credentials come from the environment).
 STORAGE_OPTIONS: dict[str, Any] = {"use_listings_cache": False}
 
+#: Options of one protocol's filesystem, added to :data:`STORAGE_OPTIONS`. s3fs splits a
+#: whole-object read of more than its block size (50 MB) into parallel ranged GETs, and
+#: to know the size it sends a HEAD before *every* whole read unless ``max_concurrency``
+#: is 1; the store's objects are metadata of a few hundred bytes and chunks of at most
+#: ``defaults.CHUNK_BYTES``, each read whole: one GET each, not a HEAD and a GET.
+PROTOCOL_OPTIONS: dict[str, dict[str, Any]] = {"s3": {"max_concurrency": 1}, "s3a": {"max_concurrency": 1}}
+
+
+def storage_options(protocol: str) -> dict[str, Any]:
+    """The fsspec storage options the store opens ``protocol``'s filesystem with."""
+    if protocol == "memory":
+        return {}
+    return {**STORAGE_OPTIONS, **PROTOCOL_OPTIONS.get(protocol, {})}
+
 
 def is_url(text: Any) -> bool:
     """Whether ``text`` is a URL with a scheme (``s3://...``, ``file://...``), not a path."""
@@ -87,14 +101,22 @@ def as_path(path: Any) -> Path | RemotePath:
     return RemotePath.from_url(text)
 
 
+#: The package of each protocol's fsspec filesystem, named when it is missing.
+_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+
+
 def _filesystem(protocol: str):
     try:
         import fsspec
 
-        return fsspec.filesystem(protocol, **(STORAGE_OPTIONS if protocol != "memory" else {}))
+        return fsspec.filesystem(protocol, **storage_options(protocol))
     except ImportError as err:
-        raise StoreError(f"runs at {protocol}:// URLs need fsspec and its {protocol} filesystem "
-                         f"({err}); install them: pip install 'grandtour[cloud]' (s3fs; gcsfs for gs://)") from None
+        package = _PACKAGES.get(protocol)
+        install = ("pip install 'grandtour[cloud]' (fsspec and s3fs)" if package in (None, "s3fs")
+                   else f"pip install {package}")
+        raise StoreError(f"runs at {protocol}:// URLs need fsspec and its {protocol}:// filesystem"
+                         f"{f' ({package})' if package else ''}, which is not installed ({err}); "
+                         f"install it: {install}") from None
     except ValueError as err:
         raise StoreError(f"no fsspec filesystem for {protocol}:// URLs ({err}); give a local path or "
                          "an s3://, gs:// or file:// URL") from None
@@ -257,13 +279,13 @@ def zarr_store(path: Path | RemotePath, *, read_only: bool = False):
 
     if not is_remote(path):
         return zarr.storage.LocalStore(path, read_only=read_only)
-    options = STORAGE_OPTIONS if path.protocol != "memory" else {}
     if path.protocol == "memory":  # one process-wide instance: the sync one, wrapped
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
         return zarr.storage.FsspecStore(AsyncFileSystemWrapper(path.fs), read_only=read_only,
                                         path=path.key)
-    return zarr.storage.FsspecStore.from_url(path.url, storage_options=dict(options), read_only=read_only)
+    return zarr.storage.FsspecStore.from_url(path.url, storage_options=storage_options(path.protocol),
+                                             read_only=read_only)
 
 
 def replace_atomic(path: Path | RemotePath, data: bytes, *, before_replace=None) -> None:

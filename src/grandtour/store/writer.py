@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -115,6 +115,13 @@ class RunWriter:
         self.layers = list(layout.layers)
         self.splits = list(layout.splits)
         self.config = dict(layout.config)
+        # The per-epoch arrays this writer opened, kept from one epoch to the next: opening
+        # one reads its metadata (a GET on object storage), and while this writer holds the
+        # lock only it changes them. Valid for the commit record it last read or wrote
+        # (``_arrays_of``): one that differs (another writer of this process committed
+        # meanwhile) drops them.
+        self._arrays: dict[str, Any] = {}
+        self._arrays_of: dict | None = None
 
     def __repr__(self) -> str:
         return f"RunWriter({str(self.path)!r}, epochs={describe_epochs(self.epochs)})"
@@ -293,6 +300,7 @@ class RunWriter:
         self.lock.confirm()  # on object storage: renew the lease now, or refuse if it was lost
         with disk_errors(self.path, "committing"):
             self._layout.write_commit(record)
+        self._arrays_of = record.to_json()
 
     def _hook(self, stage: str) -> None:
         faults.point(stage)
@@ -366,6 +374,10 @@ class RunWriter:
         self._check_open()
         layout = self._layout
         layout.commit = layout.read_commit()
+        known = layout.commit.to_json()
+        if known != self._arrays_of:  # not the record this writer last saw: reopen its arrays
+            self._arrays.clear()
+            self._arrays_of = known
         epoch = as_int(epoch, "epoch")
         if epoch < 0:
             raise StoreError(f"epoch must be >= 0, got {epoch}")
@@ -406,12 +418,10 @@ class RunWriter:
             for pname, value in named.items():
                 check_name(pname, "parameter")
                 arr = as_array(value, f"params[{lname!r}][{pname!r}]").astype(np.float32)
-                # Its metadata file, not zarr's Group.get: a KeyError raised through zarr's
-                # sync() would pin this frame (and the writer, and its lock) in a cycle.
-                existing = read_array_meta(self.path, params_array(lname, pname))
-                if existing is not None and tuple(existing["shape"][1:]) != arr.shape:
+                existing = self._stored_shape(params_array(lname, pname))
+                if existing is not None and existing[1:] != arr.shape:
                     raise StoreError(f"params[{lname!r}][{pname!r}] has shape {arr.shape}, but "
-                                     f"earlier epochs stored {tuple(existing['shape'][1:])}")
+                                     f"earlier epochs stored {existing[1:]}")
                 pars[lname, pname] = arr
         return preds, mets, pars
 
@@ -425,6 +435,16 @@ class RunWriter:
         self._hook("activations")
         self._finish_slot(epoch, slot, arrays, written, preds, mets, pars)
 
+    def _stored_shape(self, name: str) -> tuple[int, ...] | None:
+        """The shape of the stored array ``name`` (None if there is none), from the array
+        this writer holds open, else from its metadata file (not zarr's Group.get: a
+        KeyError raised through zarr's sync() would pin this frame, and the writer and its
+        lock, in a cycle)."""
+        if name in self._arrays:
+            return tuple(self._arrays[name].shape)
+        meta = read_array_meta(self.path, name)
+        return None if meta is None else tuple(meta["shape"])
+
     def _next_slot(self) -> int:
         """The fresh slot of the next epoch: one past the last committed one."""
         committed_slots = [e.slot for e in self._layout.commit.epochs]
@@ -437,7 +457,9 @@ class RunWriter:
         comp = compressors()
 
         def grown(name: str):
-            arr = layout.array(name)
+            arr = self._arrays.get(name)
+            if arr is None:
+                arr = layout.array(name)
             if arr.shape[0] <= slot:  # never shrink: a partial slot beyond ours may exist
                 arr.resize((slot + 1,) + tuple(arr.shape[1:]))
             return arr
@@ -447,7 +469,7 @@ class RunWriter:
         names += [predictions_array(split) for split in self.splits]
         names += [metrics_array(split, name) for split in self.splits for name in METRIC_NAMES]
         for (lname, pname), arr in pars.items():
-            if read_array_meta(self.path, params_array(lname, pname)) is None:
+            if self._stored_shape(params_array(lname, pname)) is None:
                 group = root.require_group(PARAMS).require_group(lname)
                 row = int(np.prod(arr.shape[1:], dtype=np.int64)) * 4
                 chunks = (1,) + ((rows_per_chunk(arr.shape[0], row),) + arr.shape[1:] if arr.ndim else ())
@@ -455,7 +477,9 @@ class RunWriter:
                                    dtype="float32", fill_value=np.nan, compressors=comp,
                                    config=ARRAY_CONFIG)
             names.append(params_array(lname, pname))
-        return dict(zip(names, parallel(grown, names), strict=True))
+        arrays = dict(zip(names, parallel(grown, names), strict=True))
+        self._arrays.update(arrays)
+        return arrays
 
     def _finish_slot(self, epoch: int, slot: int, arrays: dict, written: Sequence[tuple],
                      preds: dict, mets: dict, pars: dict) -> None:
@@ -731,6 +755,7 @@ class ShardWriter:
     def __init__(self, path) -> None:
         self.path = as_path(path)
         self._layout = Layout(self.path, read_only=False, verify_arrays=False)
+        self._arrays: dict[str, Any] = {}  # opened once (a GET remotely), reopened once grown
 
     def write(self, slot: int, split: str, layer: str, x: np.ndarray) -> tuple[str, str, float, int]:
         """Write the activations ``x`` (N, dim) of ``layer`` in ``split`` to ``slot``.
@@ -741,5 +766,11 @@ class ShardWriter:
         layout.check_split(split)
         info = layout.layer(layer)
         x = activation_matrix(x, info, (layout.sizes[split],), f"activations[{split!r}][{layer!r}]")
+        name = activations_array(split, layer)
         with disk_errors(self.path, f"writing {split}/{layer} to slot {slot}"):
-            return _write_activation(layout, None, int(slot), split, layer, x)
+            if info.static:  # written once, to slot 0
+                return _write_activation(layout, None, int(slot), split, layer, x)
+            arr = self._arrays.get(name)
+            if arr is None or arr.shape[0] <= int(slot):  # the run's writer grew it since
+                arr = self._arrays[name] = layout.array(name)
+            return _write_activation(layout, {name: arr}, int(slot), split, layer, x)

@@ -32,8 +32,9 @@ Resuming
 At the end of every epoch the optimizer state (the momentum buffers) and the random
 states are saved in :data:`STATE_FILE` inside the run directory, before the epoch is
 committed to the store. The file keeps the last two epochs and is replaced atomically
-(written to a temporary file, then ``os.replace``), so whichever moment a process is
-killed at, it holds the state of the store's last committed epoch. ``resume=True``
+(written to a temporary file, then ``os.replace``; for a run at a URL, one PUT of the
+whole object), so whichever moment a process is killed at, it holds the state of the
+store's last committed epoch. ``resume=True``
 rebuilds the network from the run's config, loads the weights of the last committed
 epoch from the store, the optimizer and random states from the file, and continues:
 the result is bit-identical to an uninterrupted run.

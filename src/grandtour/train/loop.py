@@ -17,6 +17,7 @@ from grandtour.errors import GrandTourError
 from grandtour.models import build_model, normalize
 from grandtour.record import Recorder, select_probes
 from grandtour.store import Run, RunWriter
+from grandtour.store.location import as_path
 from grandtour.train.settings import _check_dataset, _check_settings, resolve_device
 from grandtour.train.state import (
     _capture_state,
@@ -137,7 +138,8 @@ def train(
         ``x_train``, ``x_test`` of shape (N, C, H, W), uint8; its ``name`` chooses the
         network (:func:`grandtour.models.build_model`) and the normalisation.
     out : str or Path
-        The run directory to create (or to continue, with ``resume``).
+        The run directory to create (or to continue, with ``resume``), or a run's URL
+        (``s3://bucket/runs/x``; docs/distributed.md); the training state is kept there too.
     epochs : int
         Total epochs, >= 1. With ``resume``, training continues up to this many.
     probe_size : int, default 1000
@@ -188,7 +190,7 @@ def train(
     dev = resolve_device(device)
     _check_dataset(dataset)
     callbacks = list(callbacks)
-    out = Path(out)
+    out = as_path(out)  # a directory, or a run at a URL (s3://bucket/runs/x): the store's location
     name = dataset.name
     config = {
         "dataset": name,
@@ -278,6 +280,8 @@ def train(
                 epoch += 1
         finally:
             bar.close()
+            if recorder.writer is not None:  # the writer lock (a lease on object storage) goes now
+                recorder.writer.close()
     return Run.open(out)
 
 

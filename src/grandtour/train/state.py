@@ -4,7 +4,7 @@ and resuming: what :func:`grandtour.train.train` needs to continue bit-identical
 from __future__ import annotations
 
 import copy
-import os
+import io
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -14,10 +14,12 @@ from torch import nn
 
 from grandtour.errors import CorruptFileError, GrandTourError, StoreError
 from grandtour.store import Run
-from grandtour.store.codec import temp_path
+from grandtour.store.location import RemotePath, replace_atomic
+from grandtour.store.schema import TRAIN_STATE
 
-#: The training state (optimizer, random states) of the last epochs, in the run directory.
-STATE_FILE = "train_state.pt"
+#: The training state (optimizer, random states) of the last epochs, in the run directory
+#: (or beside the run's other objects, for a run at a URL).
+STATE_FILE = TRAIN_STATE
 
 #: The settings a resumed run must share with the run it continues (config keys).
 _RESUME_KEYS = ("dataset", "seed", "logit_relu", "batch_size", "lr", "momentum", "probe_size")
@@ -49,18 +51,15 @@ def _capture_state(epoch, model, optimizer, generator, device) -> dict:
     return state
 
 
-def _save_states(run_dir: Path, states: Mapping[int, dict]) -> None:
-    """Replace :data:`STATE_FILE` atomically: a reader sees the old file or the new one."""
-    path = run_dir / STATE_FILE
-    tmp = temp_path(path)  # unique: two processes never share a temp file
-    with open(tmp, "wb") as f:
-        torch.save({"format": _STATE_FORMAT, "states": dict(states)}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _save_states(run_dir: Path | RemotePath, states: Mapping[int, dict]) -> None:
+    """Replace :data:`STATE_FILE` atomically: a reader sees the old file or the new one
+    (a temporary file renamed over it locally, one PUT of the whole object remotely)."""
+    buffer = io.BytesIO()
+    torch.save({"format": _STATE_FORMAT, "states": dict(states)}, buffer)
+    replace_atomic(run_dir / STATE_FILE, buffer.getvalue())
 
 
-def _load_state(run_dir: Path, epoch: int) -> dict:
+def _load_state(run_dir: Path | RemotePath, epoch: int) -> dict:
     """The saved training state of ``epoch``, or a StoreError saying why there is none."""
     path = run_dir / STATE_FILE
     fresh = "start the run again with --overwrite"
@@ -71,7 +70,7 @@ def _load_state(run_dir: Path, epoch: int) -> dict:
             f"optimizer's momentum at epoch {epoch} is lost; {fresh}"
         )
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
         states = saved["states"]
     except Exception as err:  # noqa: BLE001 - any unreadable file: torch raises several kinds
         raise CorruptFileError(
