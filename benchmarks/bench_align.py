@@ -25,16 +25,22 @@ spin-wait and per-call times swing by orders of magnitude with the load.
 
 Run: ``python benchmarks/bench_align.py`` (``--k 16``, ``--only NAME``, ``--threads 1``).
 
-Whole runs (issue 14): ``python benchmarks/bench_align.py --run RUN [RUN ...] [--threshold 1024 256]``
-aligns a copy of each recorded run (``grandtour train ... --no-align``) with the code as it
-was before the alignment-speed work (``BEFORE_COMMIT``, extracted with ``git archive`` into a
+Whole runs (issue 14): ``python benchmarks/bench_align.py --run RUN [RUN ...] [--threshold 1024 256]
+[--train-cpu]`` aligns a copy of each recorded run (``grandtour train ... --no-align``) with the
+code of ``BEFORE_COMMIT`` (``--before COMMIT``; extracted with ``git archive`` into a
 temporary directory and put first on ``PYTHONPATH``) and with the working tree, side by side,
-each in its own single-threaded process. Printed per run, variant and threshold: the
+each in its own single-threaded process. ``--train-cpu`` first measures, in the same way
+(one thread, its own process), the CPU time of one training epoch of each run's network and
+dataset (``grandtour.train.train`` for one epoch, the run's own settings; the CPU time between
+the callbacks of epochs 0 and 1: training plus recording), the reference each alignment
+epoch's CPU time is divided by. Printed per run, variant and threshold: the
 reductions' fit plus the first epoch, each further epoch (the marginal cost of an epoch),
 its CPU time (one thread: a proxy for the time on an idle machine), the per-epoch
 training time of the run (the spacing of its epoch commits, so it is the time the run took
-when it was recorded: compare it with the load it was taken under), the ratio, the peak
-resident memory, and the alignment's size next to the run's.
+when it was recorded: compare it with the load it was taken under), the ratio, with
+``--train-cpu`` the CPU time of a training epoch and the ratio of the CPU times, the peak
+resident memory, and the alignment's size next to the run's: in all, the reductions' part
+(stored once per run), and without it (what grows with the epochs).
 """
 
 from __future__ import annotations
@@ -58,9 +64,10 @@ CASES = {
 #: Skip the dense method when M (float64) would need more than this much memory.
 DENSE_LIMIT_BYTES = 8 * 2**30
 THRESHOLD = 1024
-#: The commit the "before" figures of ``--run`` are measured with: the alignment code as it
-#: was before issue 14's speed work.
-BEFORE_COMMIT = "93db7537efb75c9e6159a0442099a25aad4886c7"
+#: The commit the "before" figures of ``--run`` are measured with (``--before`` chooses
+#: another): the code before the reduced coordinates were computed on read and the checks
+#: sampled. (The first round of issue 14's speed work was measured against 93db753.)
+BEFORE_COMMIT = "f1653b8d019e302484dc41d23291f0998fa0d597"
 
 
 def _status_mb(field: str) -> float:
@@ -156,6 +163,24 @@ def _tree_bytes(path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
+def train_worker(src: str, scratch: str) -> dict:
+    """CPU seconds of one training epoch (and its recording) of the run ``src``'s network and data."""
+    from pathlib import Path
+
+    from grandtour.data import load_dataset
+    from grandtour.store import Run
+    from grandtour.train import train
+
+    cfg = Run.open(src).config
+    ds = load_dataset(cfg["dataset"], cfg.get("data_source"))
+    stamps: list[float] = []
+    train(ds, Path(scratch) / "run", epochs=1, probe_size=int(cfg.get("probe_size", 1000)),
+          seed=int(cfg.get("seed", 0)), batch_size=int(cfg.get("batch_size", 64)), lr=float(cfg.get("lr", 0.01)),
+          momentum=float(cfg.get("momentum", 0.5)), logit_relu=bool(cfg.get("logit_relu", True)),
+          progress=False, callbacks=[lambda epoch, logs: stamps.append(time.process_time())])
+    return {"epoch_cpu": stamps[1] - stamps[0], "n_train": len(ds.y_train)}
+
+
 def run_worker(src: str, threshold: int, scratch: str) -> dict:
     """Align a copy of the run ``src``: epoch 0 first (with the reductions' fit), then the rest."""
     import shutil
@@ -176,7 +201,8 @@ def run_worker(src: str, threshold: int, scratch: str) -> dict:
     t2, c2 = time.perf_counter(), time.process_time()
     peak = _peak_mb() - base
     aligned = _tree_bytes(copy / "alignment")
-    return {"first": t1 - t0, "rest": t2 - t1, "first_cpu": c1 - c0, "rest_cpu": c2 - c1,
+    reductions = _tree_bytes(copy / "alignment" / "reductions") if (copy / "alignment" / "reductions").exists() else 0
+    return {"reduction_bytes": reductions,"first": t1 - t0, "rest": t2 - t1, "first_cpu": c1 - c0, "rest_cpu": c2 - c1,
             "epochs": len(epochs), "peak_mb": peak,
             "align_bytes": aligned, "run_bytes": _tree_bytes(copy) - aligned,
             "code": str(Path(grandtour.__file__).parent)}
@@ -194,32 +220,55 @@ def _epoch_seconds(src: str) -> float | None:
     return (stamps[-1] - stamps[0]).total_seconds() / (len(stamps) - 1)
 
 
-def _before_tree(tmp: str) -> str:
-    """``src/`` at BEFORE_COMMIT, extracted into ``tmp``; returns the path to put on PYTHONPATH."""
+def _before_tree(tmp: str, commit: str = BEFORE_COMMIT) -> str:
+    """``src/`` at ``commit``, extracted into ``tmp``; returns the path to put on PYTHONPATH."""
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.abspath(__file__)), check=True).stdout.strip()
-    archive = subprocess.run(["git", "archive", BEFORE_COMMIT, "src"], capture_output=True, cwd=root,
+    archive = subprocess.run(["git", "archive", commit, "src"], capture_output=True, cwd=root,
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
     return os.path.join(tmp, "src")
 
 
+def _train_cpu(src: str, env: dict) -> dict | None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        proc = subprocess.run([sys.executable, __file__, "--train-worker", src, "--scratch", scratch],
+                              capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def runs_main(runs: list[str], thresholds: list[int], threads: int,
-              variants: tuple[str, ...] = ("before", "after")) -> None:
+              variants: tuple[str, ...] = ("before", "after"), before: str = BEFORE_COMMIT,
+              train_cpu: bool = False) -> None:
     import tempfile
 
     env = dict(os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                         "MKL_NUM_THREADS")})
-    print(f"align of whole runs: before = commit {BEFORE_COMMIT}, after = this tree; {threads} thread(s); "
+    print(f"align of whole runs: before = commit {before}, after = this tree; {threads} thread(s); "
           f"load average {os.getloadavg()[0]:.1f} at the start")
+    train_ref: dict[str, dict] = {}
+    if train_cpu:
+        for src in runs:
+            ref = _train_cpu(src, env)
+            if ref is not None:
+                train_ref[src] = ref
+                print(f"{os.path.basename(src.rstrip('/'))}: one training epoch ({ref['n_train']} examples) "
+                      f"{ref['epoch_cpu']:.2f} CPU s, {threads} thread(s)", flush=True)
     head = (f"{'run':>12} {'variant':>7} {'thr':>5} {'fit+epoch0 s':>12} {'per epoch s':>11} {'cpu s':>6} "
-            f"{'train s/epoch':>13} {'ratio':>6} {'peak MB':>8} {'align MB':>9} {'run MB':>7} {'size':>6}")
+            f"{'train s/epoch':>13} {'ratio':>6} {'train cpu s':>11} {'cpu ratio':>9} {'peak MB':>8} "
+            f"{'align MB':>9} {'red. MB':>8} {'run MB':>7} {'size':>6} {'w/o red.':>8}")
     print(head)
     print("-" * len(head))
     with tempfile.TemporaryDirectory() as tmp:
-        before_src = _before_tree(tmp) if "before" in variants else ""
+        before_src = _before_tree(tmp, before) if "before" in variants else ""
         for src in runs:
             train_s = _epoch_seconds(src)
+            ref_cpu = train_ref.get(src, {}).get("epoch_cpu")
             for threshold in thresholds:
                 for variant in variants:
                     venv = dict(env)
@@ -238,10 +287,13 @@ def runs_main(runs: list[str], thresholds: list[int], threads: int,
                     per_cpu = r["rest_cpu"] / max(1, r["epochs"] - 1)
                     ratio = f"{per / train_s:6.1%}" if train_s else f"{'n/a':>6}"
                     train = f"{train_s:13.1f}" if train_s else f"{'n/a':>13}"
+                    cpu_ref = f"{ref_cpu:11.2f}" if ref_cpu else f"{'n/a':>11}"
+                    cpu_ratio = f"{per_cpu / ref_cpu:9.1%}" if ref_cpu else f"{'n/a':>9}"
                     print(f"{os.path.basename(src.rstrip('/')):>12} {variant:>7} {threshold:5d} {r['first']:12.1f} "
-                          f"{per:11.2f} {per_cpu:6.2f} {train} {ratio} {r['peak_mb']:8.0f} "
-                          f"{r['align_bytes'] / 2**20:9.1f} "
-                          f"{r['run_bytes'] / 2**20:7.1f} {r['align_bytes'] / r['run_bytes']:6.1%}", flush=True)
+                          f"{per:11.2f} {per_cpu:6.2f} {train} {ratio} {cpu_ref} {cpu_ratio} {r['peak_mb']:8.0f} "
+                          f"{r['align_bytes'] / 2**20:9.1f} {r.get('reduction_bytes', 0) / 2**20:8.1f} "
+                          f"{r['run_bytes'] / 2**20:7.1f} {r['align_bytes'] / r['run_bytes']:6.1%} "
+                          f"{(r['align_bytes'] - r.get('reduction_bytes', 0)) / r['run_bytes']:8.1%}", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
@@ -256,6 +308,10 @@ def main() -> None:
                         help="alignment thresholds for --run (default: 1024)")
     parser.add_argument("--variant", nargs="+", choices=("before", "after"), default=["before", "after"],
                         help="which code --run measures (default: both, side by side)")
+    parser.add_argument("--before", default=BEFORE_COMMIT, help="the commit --run's 'before' is (default: %(default)s)")
+    parser.add_argument("--train-cpu", action="store_true",
+                        help="with --run: first measure the CPU time of one training epoch of each run's network")
+    parser.add_argument("--train-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--run-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -264,11 +320,14 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args.case, args.k)))
         return
+    if args.train_worker:
+        print(json.dumps(train_worker(args.train_worker, args.scratch)))
+        return
     if args.run_worker:
         print(json.dumps(run_worker(args.run_worker, args.threshold[0], args.scratch)))
         return
     if args.run:
-        runs_main(args.run, args.threshold, args.threads, tuple(args.variant))
+        runs_main(args.run, args.threshold, args.threads, tuple(args.variant), args.before, args.train_cpu)
         return
 
     print(f"operator = ARPACK top-{args.k} triplets through conv/adjoint; dense = build M, "

@@ -359,12 +359,16 @@ def run_copy(digits_run, tmp_path):
     return tmp_path / "run"
 
 
+#: A threshold above every layer of the digits network (640 at most): every layer shown whole.
+UNREDUCED = 1024
+
+
 @pytest.fixture(scope="module")
 def aligned_run(digits_run, tmp_path_factory):
-    """The digits run aligned with the default threshold (read-only for the tests)."""
+    """The digits run aligned with no layer reduced (read-only for the tests)."""
     path = tmp_path_factory.mktemp("aligned") / "run"
     shutil.copytree(digits_run, path)
-    summary = align_run(path, progress=False)
+    summary = align_run(path, threshold=UNREDUCED, progress=False)
     return path, summary
 
 
@@ -403,7 +407,7 @@ def test_weights_change_the_alignment_between_epochs_but_not_pooling(aligned_run
 
 
 def test_stored_transitions_equal_the_computed_ones(digits_run, aligned_run):
-    fresh = Aligner(digits_run)  # never aligned: computes everything
+    fresh = Aligner(digits_run, threshold=UNREDUCED)  # never aligned: computes everything
     assert fresh.store is None
     for name in ("conv1", "pool1", "relu1", "fc2"):
         tr = fresh.transition(name, 1, "train")
@@ -428,7 +432,7 @@ def test_align_run_is_idempotent_incremental_and_forced(run_copy):
     assert again["epochs_aligned"] == [1, 2] and again["epochs_skipped"] == [0]
     assert max(p.stat().st_mtime_ns for p in basis.rglob("*") if p.is_file()) == stamp
     assert align_run(run_copy, progress=False)["epochs_aligned"] == []
-    with pytest.raises(GrandTourError, match="threshold 1024.*--force"):
+    with pytest.raises(GrandTourError, match=f"threshold {align.DEFAULT_THRESHOLD}.*--force"):
         align_run(run_copy, threshold=100, progress=False)
     forced = align_run(run_copy, epochs=[2], threshold=100, force=True, progress=False)
     assert forced["epochs_aligned"] == [2] and "conv1" in forced["reductions"]
@@ -550,7 +554,7 @@ def test_errors_say_what_to_do(digits_run, aligned_run):
     with pytest.raises(StoreKeyError, match="epoch 7"):
         load_transition(aligned_run[0], "fc1", 7, "test")
     with pytest.raises(StoreKeyError, match="epoch 9"):
-        align_run(aligned_run[0], epochs=[9], progress=False)
+        align_run(aligned_run[0], epochs=[9], threshold=UNREDUCED, progress=False)
     with pytest.raises(GrandTourError, match="threshold must be >= 1"):
         align_run(aligned_run[0], threshold=0, progress=False)
 

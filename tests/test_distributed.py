@@ -144,7 +144,7 @@ def test_align_on_a_local_dask_cluster_writes_the_serial_groups_byte_for_byte(tm
     serial, spread = tmp_path / "serial", tmp_path / "spread"
     write(create(serial), range(4)).close()
     shutil.copytree(serial, spread)
-    # threshold 2: every layer is reduced, so reductions and reduced coordinates are spread too
+    # threshold 2: every layer is reduced, so the reductions and the reduced maps are spread too
     assert cli.main(["align", str(serial), "--threshold", "2"]) == 0
     assert cli.main(["align", str(spread), "--threshold", "2", "--dask", "local:2"]) == 0
     out = capsys.readouterr().out

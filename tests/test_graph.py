@@ -81,7 +81,8 @@ def recorded(digits, tmp_path_factory):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AlignmentWarning)
                 state, rec = _train(name, digits, path)
-                summary = align_run(path, progress=False)
+                # threshold 1024: no layer reduced, so transitions compare with the raw activations
+                summary = align_run(path, threshold=1024, progress=False)
             cache[name] = (path, state, rec, summary)
         return cache[name]
 

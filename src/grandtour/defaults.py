@@ -12,6 +12,7 @@ Why the training values are what they are is told where they act
 from __future__ import annotations
 
 __all__ = [
+    "ALIGN_CHECK_POINTS",
     "ALIGN_THRESHOLD",
     "ARTICLE_EPOCHS",
     "BATCH_SIZE",
@@ -99,7 +100,9 @@ FGSM_EPS = 0.01
 # --------------------------------------------------------------------------- alignment
 
 #: Layers wider than this many coordinates are shown in a fixed linear reduction.
-ALIGN_THRESHOLD = 1024
+ALIGN_THRESHOLD = 256
+#: Probe points (a fixed, seeded sample) on which each transition is checked against the data.
+ALIGN_CHECK_POINTS = 256
 
 # --------------------------------------------------------------------------- viewer
 

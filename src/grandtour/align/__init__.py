@@ -29,17 +29,18 @@ anything else          a least-squares affine fit ``X_{l-1} -> X_l``, labelled `
                        with an :class:`AlignmentWarning` naming the layer and its module
 =====================  ======================================================================
 
-A layer wider than ``threshold`` (default 1024) coordinates is shown in a fixed linear
-*reduction*: the leading principal directions of its activations pooled over epochs
-and splits, ``Z = X R`` with ``R`` of shape ``(dim, r)``, orthonormal columns,
-``r <= threshold``, the same at every epoch. Transitions touching a reduced layer are
-aligned by the SVD of the map *between the reduced coordinates*,
+A layer wider than ``threshold`` (default 256, ``grandtour.defaults.ALIGN_THRESHOLD``)
+coordinates is shown in a fixed linear *reduction*: the leading principal directions of
+its activations pooled over epochs and splits, ``Z = X R`` with ``R`` of shape
+``(dim, r)``, orthonormal columns, ``r <= threshold``, the same at every epoch.
+Transitions touching a reduced layer are aligned by the SVD of the map *between the reduced coordinates*,
 ``C = R_{l-1}^T M R_l``, formed through the operator (``R = I`` on a side that is not
 reduced). ``docs/align.md`` states the maths, the storage layout and the choices.
 
-``align_run`` (``grandtour align RUN``) precomputes the reductions, the reduced
-coordinates and the bases of every (layer, epoch) once and stores them under
-``RUN/alignment/``, so that :func:`load_transition` and a viewer only read.
+``align_run`` (``grandtour align RUN``) precomputes the reductions and the bases of every
+(layer, epoch) once and stores them under ``RUN/alignment/``, so that
+:func:`load_transition` and a viewer only read (the reduced coordinates ``X R`` are
+computed when read, :func:`~grandtour.align.reduction.reduced_coordinates`).
 
 The modules, in the order of the pipeline:
 

@@ -7,7 +7,9 @@ stores them all, an epoch at a time, so a viewer only reads.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from grandtour.align._run import _as_run
-from grandtour.align.reduction import DEFAULT_THRESHOLD, Reduction, _variance_kept, fit_reduction
+from grandtour.align.reduction import DEFAULT_THRESHOLD, Reduction, fit_reduction, reduced_coordinates
 from grandtour.align.storage import _alignment_arrays, _AlignmentStore, map_prefix
 from grandtour.align.transitions import (
     AlignmentWarning,
@@ -24,9 +26,10 @@ from grandtour.align.transitions import (
     _Alignment,
     _make_transition,
     _maxpool_scale,
+    check_rows,
 )
 from grandtour.errors import GrandTourError, NotAlignedError, StoreError
-from grandtour.store import LayerInfo, Run, StoreKeyError, encode_float16
+from grandtour.store import LayerInfo, Run, StoreKeyError, decode_float16
 
 
 class Aligner:
@@ -37,7 +40,8 @@ class Aligner:
     run : Run, str or Path
     threshold : int, optional
         Layers wider than this are reduced. Default: the threshold the run was aligned
-        with, else 1024. Stored alignment data is used only when its threshold matches.
+        with, else ``DEFAULT_THRESHOLD`` (256). Stored alignment data is used only when
+        its threshold matches.
 
     Notes
     -----
@@ -57,6 +61,10 @@ class Aligner:
         self._reductions: dict[str, Reduction | None] = {}
         self._static: dict[tuple[str, str], _Alignment] = {}  # (layer, source) -> map
         self._names = [layer.name for layer in self.run.layers]
+        # (layer, epoch, split) -> (Z, variance kept) of a reduced layer: the last few, since
+        # a transition reads two layers and the next one shares one of them.
+        self._coords: OrderedDict[tuple[str, int, str], tuple[np.ndarray, float]] = OrderedDict()
+        self._coords_lock = threading.Lock()  # the server shares one Aligner between threads
 
     def previous(self, layer: str, source: str | None = None) -> LayerInfo:
         """The input of ``layer`` a transition starts from: ``source``, or its main input.
@@ -84,12 +92,30 @@ class Aligner:
             return None
         return source
 
+    def check_rows(self) -> list[np.ndarray] | None:
+        """The probe points each check uses (``transitions.check_rows``): per split, or None."""
+        return check_rows([self.run.size(s) for s in self.run.splits])
+
+    def checked(self) -> tuple[int, int]:
+        """``(points the checks use, points)``."""
+        rows = self.check_rows()
+        total = sum(self.run.size(s) for s in self.run.splits)
+        return (total if rows is None else sum(len(r) for r in rows)), total
+
+    def check_data(self, layer: str, epoch: int) -> list[np.ndarray]:
+        """A layer's activations at the points of the check, per split, float64."""
+        rows = self.check_rows()
+        out = []
+        for k, split in enumerate(self.run.splits):
+            y, scale = self.run.activations_float16(layer, epoch, split)  # what activations() decodes
+            out.append(decode_float16(y if rows is None else y[rows[k]], scale).astype(np.float64))
+        return out
+
     def operands(self, layer: str, epoch: int, skip: str = "") -> dict[str, list[np.ndarray]]:
-        """A functional op's recorded inputs (per split), for checking its rule."""
+        """A functional op's recorded inputs (per split, at the points of the check)."""
         info = self.run.layer(layer)
         names = {n for n in (info.config.get("operands") or []) if n and n != skip}
-        return {n: [self.run.activations(n, epoch, s).astype(np.float64) for s in self.run.splits]
-                for n in sorted(names) if n in self._names}
+        return {n: self.check_data(n, epoch) for n in sorted(names) if n in self._names}
 
     def reduction(self, layer: str) -> Reduction | None:
         """The reduction of ``layer``, or None if it is not wider than the threshold."""
@@ -108,28 +134,41 @@ class Aligner:
         return self.run.layer(layer).dim > self.threshold
 
     def coordinates(self, layer: str, epoch: int, split: str) -> np.ndarray:
-        """What the viewer shows for ``layer``: ``(N, d)`` float64, ``X`` or ``X @ R``."""
-        info = self.run.layer(layer)
+        """What the viewer shows for ``layer``: ``(N, d)`` float64, ``X`` or ``X @ R``.
+
+        ``X @ R`` is :func:`~grandtour.align.reduction.reduced_coordinates` of the stored
+        activations (float16-rounded, as stored); an alignment of layout version 1 that
+        stored them is read as stored (the same numbers).
+        """
         if not self.reduced(layer):
             return self.run.activations(layer, epoch, split).astype(np.float64)
-        if self.store is not None:
-            self.run.check_epoch(epoch)  # an unknown epoch is an error, stored or not
-            self.run.check_split(split)
-            z = self.store.coords(layer, epoch, split, info.static)
-            if z is not None:  # read as stored: the basis itself is not needed
-                return z
-        basis = self.reduction(layer).basis.astype(np.float64)
-        return self.run.activations(layer, epoch, split).astype(np.float64) @ basis
+        return self._reduced(layer, epoch, split)[0]
 
-    def _variance_kept(self, layer: str, epoch: int, split: str, z: np.ndarray) -> float:
+    def _reduced(self, layer: str, epoch: int, split: str) -> tuple[np.ndarray, float]:
         info = self.run.layer(layer)
-        if not self.reduced(layer):
-            return 1.0
+        self.run.check_epoch(epoch)  # an unknown epoch is an error, stored or not
+        self.run.check_split(split)
+        key = (layer, epoch if not info.static else -1, split)
+        with self._coords_lock:
+            if key in self._coords:
+                self._coords.move_to_end(key)
+                return self._coords[key]
+        found = None
         if self.store is not None:
             entry = self.store.coords_entry(layer, epoch, info.static)
-            if entry is not None and split in entry.get("variance_kept", {}):
-                return float(entry["variance_kept"][split])
-        return _variance_kept(self.run.activations(layer, epoch, split).astype(np.float64), z)
+            z = None if entry is None else self.store.coords(layer, epoch, split, info.static)
+            if z is not None and split in entry.get("variance_kept", {}):  # version 1: as stored
+                found = (z, float(entry["variance_kept"][split]))
+        if found is None:
+            found = reduced_coordinates(self.run.activations(layer, epoch, split), self.reduction(layer).basis)
+        with self._coords_lock:
+            self._coords[key] = found
+            while len(self._coords) > 4:
+                self._coords.popitem(last=False)
+        return found
+
+    def _variance_kept(self, layer: str, epoch: int, split: str) -> float:
+        return self._reduced(layer, epoch, split)[1] if self.reduced(layer) else 1.0
 
     def alignment(self, layer: str, epoch: int, source: str | None = None) -> _Alignment:
         """The bases of (layer, epoch) from ``source`` (default: the main input): stored, or
@@ -140,11 +179,15 @@ class Aligner:
             if al is not None:
                 return al
         info = self.run.layer(layer)
-        xs_prev = [self.run.activations(prev.name, epoch, s).astype(np.float64) for s in self.run.splits]
-        xs = [self.run.activations(layer, epoch, s).astype(np.float64) for s in self.run.splits]
-        return _align(prev, info, self.run.params(layer, epoch), xs_prev, xs,
-                      self.reduction(prev.name), self.reduction(layer), self._static,
-                      self.operands(layer, epoch, skip=prev.name))
+
+        def full() -> tuple[list[np.ndarray], list[np.ndarray]]:
+            return tuple([self.run.activations(n, epoch, s).astype(np.float64) for s in self.run.splits]
+                         for n in (prev.name, layer))
+
+        return _align(prev, info, self.run.params(layer, epoch), self.check_data(prev.name, epoch),
+                      self.check_data(layer, epoch), self.reduction(prev.name), self.reduction(layer),
+                      self._static, self.operands(layer, epoch, skip=prev.name),
+                      checked=self.checked(), full=full)
 
     def transition(self, layer: str, epoch: int, split: str, source: str | None = None) -> Transition:
         """The :class:`Transition` of ``layer`` from ``source`` (default: its main input)."""
@@ -158,8 +201,7 @@ class Aligner:
             scale = _maxpool_scale(prev, self.run.layer(layer),
                                    self.run.activations(prev.name, epoch, split).astype(np.float64),
                                    self.run.activations(layer, epoch, split).astype(np.float64))
-        vk = (self._variance_kept(prev.name, epoch, split, zp),
-              self._variance_kept(layer, epoch, split, zl))
+        vk = (self._variance_kept(prev.name, epoch, split), self._variance_kept(layer, epoch, split))
         return _make_transition(al, zp, zl, epoch, split, scale=scale, variance_kept=vk,
                                 reduced=(self.reduced(prev.name), self.reduced(layer)))
 
@@ -197,10 +239,9 @@ def load_transition(run: Run | str | Path, layer: str, epoch: int, split: str,
         raise NotAlignedError(f"epoch {epoch} of run {aligner.run.path} has not been aligned; run "
                          f"`grandtour align {aligner.run.path}`")
     for name in (prev.name, layer):
-        info = aligner.run.layer(name)
-        if aligner.reduced(name) and aligner.store.coords_entry(name, epoch, info.static) is None:
-            raise StoreError(f"the reduced coordinates of layer {name!r} at epoch {epoch} are missing "
-                             f"from {aligner.store.path}; realign with `grandtour align RUN --force`")
+        if aligner.reduced(name) and name not in aligner.store.commit["reductions"]:
+            raise StoreError(f"the reduction of layer {name!r} is missing from {aligner.store.path}; "
+                             f"realign with `grandtour align {aligner.run.path} --force`")
     return aligner.transition(layer, epoch, split, prev.name)
 
 
@@ -247,9 +288,10 @@ def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
     """Precompute and store every transition of a run, so that the viewer only reads.
 
     Stores, under ``RUN/alignment/`` (layout in ``docs/align.md``): the reduction of
-    every layer wider than ``threshold``, the reduced coordinates of those layers at
-    every epoch and split, and the bases of every (layer, epoch) transition (once for
-    maps that do not change with training, such as pooling). Idempotent: what is
+    every layer wider than ``threshold`` and the bases of every (layer, epoch) transition
+    (once for maps that do not change with training, such as pooling); the reduced
+    coordinates are computed when read. Each transition is checked on a fixed sample of
+    at most ``CHECK_POINTS`` probe points (``transitions.check_rows``). Idempotent: what is
     already stored is skipped, unless ``force``; each epoch is committed atomically, so
     an interrupted run resumes where it stopped.
 
@@ -258,7 +300,7 @@ def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
     run_path : Run, str or Path
     epochs : iterable of int, optional
         Epochs to align (default: every completed epoch).
-    threshold : int, default 1024
+    threshold : int, default ``DEFAULT_THRESHOLD`` (256)
     force : bool
         Delete the stored alignment first and recompute everything.
     progress : bool
@@ -289,6 +331,8 @@ def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
             run.check_epoch(e)  # StoreKeyError listing the completed epochs
     skipped = [e for e in todo if str(e) in store.commit["epochs"]]
     todo = [e for e in todo if str(e) not in store.commit["epochs"]]
+    if todo:
+        store.upgrade()  # the epochs added are of this version's layout
 
     aligner = Aligner(run, threshold=threshold)
     aligner.store = store
@@ -347,7 +391,6 @@ def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int,
     """Every transition of one epoch: each layer from each of its inputs, then one commit."""
     layers_doc: dict[str, dict] = {}
     branches_doc: dict[str, dict] = {}
-    coords_doc: dict[str, dict] = {}
     names = [info.name for info in run.layers]
     # Keep a layer's activations only until its last reader is aligned (a wide network
     # would not fit in memory otherwise).
@@ -356,39 +399,34 @@ def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int,
         for name in (*run.inputs(info.name), *(info.config.get("operands") or [])):
             if name in last_use:
                 last_use[name] = max(last_use[name], i)
+    # Only the points of the check are kept (a fixed sample, see transitions.check_rows);
+    # the least-squares fallback, which fits every point, reads them again.
     cache: dict[str, list[np.ndarray]] = {}
 
     def acts(name: str) -> list[np.ndarray]:
         if name not in cache:
-            cache[name] = [run.activations(name, epoch, s).astype(np.float64) for s in run.splits]
+            cache[name] = aligner.check_data(name, epoch)
         return cache[name]
 
+    checked = aligner.checked()
     for i, info in enumerate(run.layers):
         xs = acts(info.name)
         red = aligner.reduction(info.name)
-        if red is not None and store.coords_entry(info.name, epoch, info.static) is None:
-            doc = {"scale": {}, "variance_kept": {}}
-            for split, x in zip(run.splits, xs, strict=True):
-                # In float32, like the basis: the product is stored as float16 (11 bits), so
-                # float64 arithmetic would only double the cost of the largest product here.
-                z = (x.astype(np.float32) @ red.basis).astype(np.float64)
-                y, sc, _ = encode_float16(z)
-                store.write(f"coords/{split}/{info.name}/{'static' if info.static else epoch}", y)
-                doc["scale"][split] = sc
-                doc["variance_kept"][split] = _variance_kept(x, z)
-            if info.static:
-                store.commit["static_coords"][info.name] = doc  # committed with this epoch
-            else:
-                coords_doc[info.name] = doc
         inputs = run.inputs(info.name)
         for k, source in enumerate(inputs):
             prev_info = run.layer(source)
             operands = {n: acts(n) for n in (info.config.get("operands") or [])
                         if n and n != source and n in last_use}
+
+            def full(pair: tuple[str, str] = (source, info.name)) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                return tuple([run.activations(n, epoch, s).astype(np.float64) for s in run.splits]
+                             for n in pair)
+
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", AlignmentWarning)
                 al = _align(prev_info, info, run.params(info.name, epoch), acts(source), xs,
-                            aligner.reduction(source), red, aligner._static, operands)  # noqa: SLF001
+                            aligner.reduction(source), red, aligner._static, operands,  # noqa: SLF001
+                            checked=checked, full=full)
             label = info.name if k == 0 else f"{info.name} (from {source})"
             for w in caught:
                 summary["fallbacks"].setdefault(label, str(w.message))
@@ -407,6 +445,8 @@ def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int,
             doc = {"previous": source, "kind": info.kind, "method": al.method,
                    "source": source_kind, "arrays": sorted(arrays), "d_in": al.d_in, "d_out": al.d_out,
                    "exact": al.exact, "note": al.note, "residual": al.residual}
+            if al.checked is not None:
+                doc["checked"] = list(al.checked)
             if branch is None:
                 layers_doc[info.name] = doc
                 summary["methods"][info.name] = al.method
@@ -414,7 +454,7 @@ def _align_epoch(run: Run, aligner: Aligner, store: _AlignmentStore, epoch: int,
                 branches_doc.setdefault(info.name, {})[source] = doc
         for name in [n for n in cache if last_use.get(n, -1) <= i]:
             del cache[name]
-    entry = {"layers": layers_doc, "coords": coords_doc}
+    entry = {"layers": layers_doc}
     if branches_doc:
         entry["branches"] = branches_doc
     store.commit["epochs"][str(epoch)] = entry

@@ -3,8 +3,8 @@
 The process that runs the command holds the run's writer lock for the whole alignment
 and alone commits. It first does serially what later epochs depend on, with
 :func:`~grandtour.align.aligner.align_run` itself: the reductions of the wide layers and
-the first epoch still to align (which stores the maps and reduced coordinates that do
-not change with training). Every other epoch is one task on the cluster: a worker opens
+the first epoch still to align (which stores the maps that do not change with
+training). Every other epoch is one task on the cluster: a worker opens
 the run (a local path every worker sees, or a URL), aligns the epoch's layers, each from
 each of its inputs, writes their arrays into ``RUN/alignment/`` through the store
 (:meth:`~grandtour.store.DerivedGroup.delegate`: arrays only, never the record) and

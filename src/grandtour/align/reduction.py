@@ -18,7 +18,7 @@ from grandtour import defaults
 from grandtour.align._run import _as_run
 from grandtour.align.svd import _fix_signs
 from grandtour.errors import GrandTourError, StoreError
-from grandtour.store import LayerInfo, Run
+from grandtour.store import LayerInfo, Run, encode_float16
 
 #: Layers wider than this many coordinates are shown in a fixed reduction.
 DEFAULT_THRESHOLD = defaults.ALIGN_THRESHOLD
@@ -84,6 +84,22 @@ def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
 
 def _project(x: np.ndarray, red: Reduction | None) -> np.ndarray:
     return x if red is None else x @ red.basis.astype(np.float64)
+
+
+def reduced_coordinates(x: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, float]:
+    """What a reduced layer shows, ``Z = X R``, and the fraction of the variance of ``X``'s rows
+    that it keeps; the one definition for every reader (the viewer, ``transition``, the server).
+
+    ``X R`` is computed in float32 (the data went through float16 and ``R`` is float32) and
+    rounded to float16 as the run stores activations (values divided by a power of two when
+    they would overflow): exactly the coordinates an alignment of layout version 1 stored,
+    which are now computed when read instead (``docs/align.md``, "Precomputing"). The variance is
+    that of the product before the rounding, as version 1 recorded it.
+    """
+    product = np.asarray(x, dtype=np.float32) @ np.asarray(basis, dtype=np.float32)
+    y, scale, _ = encode_float16(product)
+    z = y.astype(np.float64) * float(scale)
+    return z, _variance_kept(np.asarray(x, dtype=np.float64), product.astype(np.float64))
 
 
 def _variance_kept(x: np.ndarray, z: np.ndarray) -> float:

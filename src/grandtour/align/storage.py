@@ -1,4 +1,4 @@
-"""``RUN/alignment/``: where ``align_run`` stores reductions, reduced coordinates and bases.
+"""``RUN/alignment/``: where ``align_run`` stores reductions and bases (and version 1, reduced coordinates).
 
 The alignment is a derived group of the run (:class:`grandtour.store.DerivedGroup`):
 the store owns how it is written (arrays first, its record replaced atomically last)
@@ -15,8 +15,11 @@ from grandtour.align.transitions import _Alignment
 from grandtour.errors import StoreError
 from grandtour.store import DerivedGroup, Run
 
-#: Version of the ``RUN/alignment`` layout; a reader refuses a newer one.
-ALIGNMENT_VERSION = 1
+#: Version of the ``RUN/alignment`` layout; a reader refuses a newer one. Version 2 stores no
+#: reduced coordinates (they are computed when read, ``reduction.reduced_coordinates``);
+#: version 1's are read as stored, and an epoch added to a version-1 alignment is stored as
+#: version 2 (the record says 2 from then on).
+ALIGNMENT_VERSION = 2
 #: The run's derived group that holds the alignment.
 ALIGNMENT_GROUP = "alignment"
 _VERSION_KEY = "grandtour_alignment_version"
@@ -101,9 +104,16 @@ class _AlignmentStore:
                           int(entry["d_out"]), arrays["singular_values"], arrays["offset"],
                           bool(entry["exact"]), str(entry["note"]),
                           None if entry.get("residual") is None else float(entry["residual"]),
-                          static=source == "static")
+                          static=source == "static",
+                          checked=None if entry.get("checked") is None else
+                          (int(entry["checked"][0]), int(entry["checked"][1])))
+
+    def upgrade(self) -> None:
+        """Mark the record as this version's layout (before adding epochs to an older one)."""
+        self.commit[_VERSION_KEY] = ALIGNMENT_VERSION
 
     def coords_entry(self, layer: str, epoch: int, static: bool) -> dict | None:
+        """Version 1 only: the stored reduced coordinates of (layer, epoch), or None."""
         if static:
             return self.commit["static_coords"].get(layer)
         return self.commit["epochs"].get(str(epoch), {}).get("coords", {}).get(layer)
@@ -123,7 +133,7 @@ def map_prefix(layer: str, branch: str | None = None) -> str:
 
 def _alignment_arrays(al: _Alignment) -> dict[str, np.ndarray]:
     """The arrays of an alignment to store, as float32: orthonormal to ~1e-7, which no
-    picture shows, at half the size (two 1024 x 1024 bases per layer and epoch)."""
+    picture shows, at half the size (two threshold x threshold bases per layer and epoch)."""
     out = {}
     if al.basis_in is not None:
         out["basis_in"] = al.basis_in

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grandtour import defaults
 from grandtour.align.maps import (
     COORDINATEWISE,
     IDENTITIES,
@@ -44,6 +45,14 @@ from grandtour.store import LayerInfo
 #: by this much (relative Frobenius norm) before we decide the previous recorded layer is
 #: not the layer's input. Float16 storage alone gives ~1e-3.
 VERIFY_RTOL = 2e-2
+#: The check uses at most this many probe points (all splits together): a fixed, seeded
+#: sample (:func:`check_rows`), the same rows for every layer, input and epoch. The check
+#: is a relative Frobenius norm, a mean over the points: a sample of a few hundred gives
+#: it to a few per cent of its value, far inside the gap between float16 rounding (~1e-3)
+#: and a wrong input (~0.1 and above). None: every point.
+CHECK_POINTS = defaults.ALIGN_CHECK_POINTS
+#: Seed of that sample.
+CHECK_SEED = 0
 
 
 class AlignmentWarning(UserWarning):
@@ -106,6 +115,10 @@ class Transition:
         layer's reduction keeps (1.0 for a layer that is not reduced).
     reduced : tuple of bool
         ``(previous, this)``: whether each side is shown in a reduction.
+    checked : (int, int) or None
+        ``(used, of)``: the check above (``residual``) used a fixed, seeded sample of ``used``
+        of the ``of`` probe points (the note says so too); None when it used every point
+        (or there was no check).
     """
 
     layer: str
@@ -127,6 +140,7 @@ class Transition:
     residual: float | None
     variance_kept: tuple[float, float]
     reduced: tuple[bool, bool]
+    checked: tuple[int, int] | None = None
 
     @property
     def k(self) -> int:
@@ -156,11 +170,38 @@ class _Alignment:
     note: str
     residual: float | None
     static: bool = False              # the same for every epoch
+    checked: tuple[int, int] | None = None  # (points the check used, points); None: not sampled
 
     def bases(self) -> tuple[np.ndarray, np.ndarray]:
         bi = np.eye(self.d_in) if self.basis_in is None else self.basis_in
         bo = np.eye(self.d_out) if self.basis_out is None else self.basis_out
         return bi, bo
+
+
+def check_rows(sizes: Sequence[int], most: int | None = None) -> list[np.ndarray] | None:
+    """The probe points a layer's check uses: sorted row indices per split, or None for all.
+
+    At most ``most`` (default :data:`CHECK_POINTS`) points in all, shared out over the splits
+    in proportion to their sizes (largest remainders), drawn without replacement by a
+    generator seeded with :data:`CHECK_SEED`: the same rows for a given run every time.
+    """
+    most = CHECK_POINTS if most is None else most
+    sizes = [int(n) for n in sizes]
+    total = sum(sizes)
+    if most is None or total <= most:
+        return None
+    share = np.array(sizes, dtype=np.float64) * most / total
+    counts = np.floor(share).astype(int)
+    for i in np.argsort(-(share - counts), kind="stable")[: most - int(counts.sum())]:
+        counts[i] += 1
+    rng = np.random.default_rng(CHECK_SEED)
+    return [np.sort(rng.choice(n, size=int(c), replace=False)) for n, c in zip(sizes, counts, strict=True)]
+
+
+def _checked_note(checked: tuple[int, int] | None) -> str:
+    if checked is None or checked[0] >= checked[1]:
+        return ""
+    return f"checked on a fixed sample of {checked[0]} of {checked[1]} points"
 
 
 def _relative_residual(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -228,7 +269,10 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
            xs_prev: Sequence[np.ndarray], xs_layer: Sequence[np.ndarray],
            red_p: Reduction | None, red_l: Reduction | None,
            static_cache: dict | None = None,
-           operands: Mapping[str, Sequence[np.ndarray]] | None = None) -> _Alignment:
+           operands: Mapping[str, Sequence[np.ndarray]] | None = None, *,
+           checked: tuple[int, int] | None = None,
+           full: Callable[[], tuple[Sequence[np.ndarray], Sequence[np.ndarray]]] | None = None
+           ) -> _Alignment:
     """Align one (layer, epoch) from ``prev``, one of its inputs, on every split's activations.
 
     ``xs_prev`` / ``xs_layer``: one ``(N_split, dim)`` float64 array per split, used to
@@ -236,17 +280,27 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
     the activations (per split) of a functional op's other inputs, for its check (the
     sum of an ``add``, the parts of a ``cat``). Every alignment returned with
     ``exact=True`` has passed that check: ``residual <= VERIFY_RTOL``.
+
+    The arrays may be a sample of the points (the same rows in each): ``checked = (rows
+    given, all rows)`` then says so in the note, and ``full()`` returns ``(xs_prev,
+    xs_layer)`` with every point, for the least-squares fallback.
     """
     kind = layer.kind.lower()
     d_in = prev.dim if red_p is None else red_p.rank
     d_out = layer.dim if red_l is None else red_l.rank
     red_note = _reduction_note(red_p, red_l)
+    sample_note = _checked_note(checked)
+    checked = checked if sample_note else None
     functional = is_functional(layer)
     key = (layer.name, prev.name)
 
     def fallback(reason: str) -> _Alignment:
-        return _lstsq_alignment(prev, layer, [_project(x, red_p) for x in xs_prev],
-                                [_project(x, red_l) for x in xs_layer], reason)
+        fit_prev, fit_layer = (xs_prev, xs_layer) if full is None else full()
+        return _lstsq_alignment(prev, layer, [_project(x, red_p) for x in fit_prev],
+                                [_project(x, red_l) for x in fit_layer], reason)
+
+    def on_sample(residual: float) -> str:
+        return f"relative residual {residual:.3g}" + (f", {sample_note}" if sample_note else "")
 
     def check(fn: Callable[[np.ndarray], np.ndarray]) -> float:
         actual = np.concatenate(xs_layer)
@@ -289,11 +343,11 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
                 torch = _torch()
                 with torch.no_grad():
                     residual = check(lambda x: fn(torch.as_tensor(x)).numpy())
-        exact, note = True, red_note
+        exact, note = True, "; ".join(filter(None, [red_note, sample_note if residual is not None else ""]))
         if residual is None or residual > VERIFY_RTOL:
             exact = False
             what = (why if residual is None else f"the recorded {prev.name!r} is not this layer's input "
-                    f"(relative residual {residual:.3g})")
+                    f"({on_sample(residual)})")
             note = "; ".join(filter(None, [f"not checked: {what}" if residual is None else what,
                                            "interpolated in the standard basis anyway, labelled "
                                            "exact=False", red_note]))
@@ -318,7 +372,8 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
                               None, True, "", None, static=True)
             if static_cache is not None:
                 static_cache[key] = base
-        return _replace(base, exact=exact, note=note, residual=residual)
+        return _replace(base, exact=exact, note=note, residual=residual,
+                        checked=checked if residual is not None else None)
 
     if functional:
         if kind not in LINEAR_OPS:
@@ -343,15 +398,16 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
         residual = _affine_residual(op, xs_prev, xs_layer)
     if not residual <= VERIFY_RTOL:
         return fallback(f"the recorded {prev.name!r} is not this layer's input: applying the "
-                        f"layer to it misses the recorded output by {residual:.3g} (relative)")
+                        f"layer to it misses the recorded output ({on_sample(residual)})")
     merge = functional and kind in MERGES and len(operand_names(layer)) > 1
     method = "maxpool" if kind == "maxpool2d" else "merge" if merge else "svd"
     if merge:
         others = sorted({n for n in operand_names(layer) if n != prev.name})
         red_note = "; ".join(filter(None, [f"{kind} of {prev.name!r} with {', '.join(map(repr, others))}: "
                                            "the other input(s) enter along the way", red_note]))
+    red_note = "; ".join(filter(None, [red_note, sample_note]))
     if cached is not None and op.static:
-        return _replace(cached, residual=residual, note=red_note)
+        return _replace(cached, residual=residual, note=red_note, checked=checked)
     rp = None if red_p is None else red_p.basis.astype(np.float64)
     rl = None if red_l is None else red_l.basis.astype(np.float64)
     if op.block is not None and rp is None and rl is None:
@@ -366,7 +422,8 @@ def _align(prev: LayerInfo, layer: LayerInfo, params: Mapping | None,
         pushed = op.apply(mu_out[None, :])[0] - op.bias
         b_eff = b_eff + (pushed if rl is None else pushed @ rl)
     al = _Alignment(layer.name, prev.name, layer.kind, method, u, v, d_in, d_out, s,
-                    None if merge else b_eff @ v, True, red_note, residual, static=op.static)
+                    None if merge else b_eff @ v, True, red_note, residual, static=op.static,
+                    checked=checked)
     if op.static and static_cache is not None:
         static_cache[key] = al
     return al
@@ -402,7 +459,8 @@ def _make_transition(al: _Alignment, z_prev: np.ndarray, z_layer: np.ndarray, ep
         singular_values=s, gain=None if s is None or al.method not in ("svd", "maxpool", "lstsq")
         else _pad(s, k), offset=None if al.offset is None else _pad(al.offset, k), scale=scale,
         exact=al.exact, note=al.note, residual=al.residual,
-        variance_kept=(float(variance_kept[0]), float(variance_kept[1])), reduced=reduced)
+        variance_kept=(float(variance_kept[0]), float(variance_kept[1])), reduced=reduced,
+        checked=al.checked)
 
 
 def _maxpool_scale(prev: LayerInfo, layer: LayerInfo, x_prev: np.ndarray, x_layer: np.ndarray
