@@ -23,17 +23,23 @@ def compare_page(browser, runs, tmp_path):
     for method in ("linear", "pca"):
         compare.embed(run, "softmax", method, epochs=list(EPOCHS[:2]), split="test", progress=False)
     with ServerThread(create_app([path]), host="127.0.0.1", port=0) as srv:
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = ctx.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(srv.url)
-        page.wait_for_function("window.grandtour !== undefined", timeout=15000)
-        page.evaluate("window.grandtour.ready")
+        ctx, page, errors = _open(browser, srv.url)
         page.wait_for_function("document.getElementById('compare').compare?.panels().length === 4",
                                timeout=15000)
         yield page, run, errors
         ctx.close()
+
+
+def _open(browser, url):
+    """A 1280 x 900 page on `url`, ready: (context, page, the page's errors)."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("window.grandtour !== undefined", timeout=15000)
+    page.evaluate("window.grandtour.ready")
+    return ctx, page, errors
 
 
 def _brush(page, i, fx0=0.05, fy0=0.05, fx1=0.6, fy1=0.6):
@@ -114,13 +120,7 @@ def test_the_hybrid_opens_as_a_run_the_grand_tour_runs_on_with_its_caveat(browse
         for e in EPOCHS:
             store.put("hybrid", key, run, e, Z[e], 0.0)
     with ServerThread(create_app([path]), host="127.0.0.1", port=0) as srv:
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = ctx.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(srv.url)
-        page.wait_for_function("window.grandtour !== undefined", timeout=15000)
-        page.evaluate("window.grandtour.ready")
+        ctx, page, errors = _open(browser, srv.url)
         rid = page.evaluate("window.grandtour.state().runs")[1]
         assert rid.endswith("~test-softmax-umap5")
         page.select_option("#run-select", rid)
