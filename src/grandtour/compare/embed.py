@@ -145,21 +145,21 @@ def compute(run: Run, layer: str, method: str, epochs: Sequence[int], split: str
         yield epoch, Y, per_epoch
 
 
-def stored(run, layer: str, method: str, split: str = "test") -> dict[int, np.ndarray]:
-    """The stored pictures of (split, layer, method) by epoch, read-only (``{}`` if none)."""
+def _by_stored_epoch(run, layer: str, method: str, split: str, read) -> dict:
+    """``{epoch: read(store, key, epoch)}`` over the stored epochs of (split, layer, method)."""
     run = open_run(run)
     store = Comparisons.read(run)
     if store is None:
         return {}
     key = entry_key(split, layer, method)
-    return {e: store.get("embeddings", key, e) for e in store.stored_epochs("embeddings", key, run)}
+    return {e: read(store, key, e) for e in store.stored_epochs("embeddings", key, run)}
+
+
+def stored(run, layer: str, method: str, split: str = "test") -> dict[int, np.ndarray]:
+    """The stored pictures of (split, layer, method) by epoch, read-only (``{}`` if none)."""
+    return _by_stored_epoch(run, layer, method, split, lambda store, key, e: store.get("embeddings", key, e))
 
 
 def stored_seconds(run, layer: str, method: str, split: str = "test") -> dict[int, float]:
     """Seconds each stored epoch of (split, layer, method) took to embed."""
-    run = open_run(run)
-    store = Comparisons.read(run)
-    if store is None:
-        return {}
-    key = entry_key(split, layer, method)
-    return {e: store.seconds("embeddings", key, e) for e in store.stored_epochs("embeddings", key, run)}
+    return _by_stored_epoch(run, layer, method, split, lambda store, key, e: store.seconds("embeddings", key, e))
