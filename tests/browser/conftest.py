@@ -288,6 +288,20 @@ def near_class(img: np.ndarray, rgb, tol: float = 28.0) -> np.ndarray:
     return (dist < tol) & (chroma > 0.5 * (rgb.max() - rgb.min()))
 
 
+def faded_away_from(img: np.ndarray, points, keep, within: float = 12) -> list[bool]:
+    """For each of `points` (page pixels) farther than `within` px from every one of `keep`:
+    whether it is drawn faded (grey: low saturation, light), as the legend's hover draws
+    the classes it does not highlight."""
+    keep = np.asarray(keep, float)
+    out = []
+    for x, y in points:
+        if np.min(np.hypot(*(keep - [x, y]).T)) < within:
+            continue
+        px = img[int(round(y)), int(round(x))]
+        out.append(bool(px.max() - px.min() < 60 and px.min() > 150))
+    return out
+
+
 def panel_box(page, split: str) -> dict:
     v = page.evaluate("(s) => window.grandtour.view(s)", split)
     return {"x": v["left"], "y": v["top"], "width": v["width"], "height": v["height"]}

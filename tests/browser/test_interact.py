@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from browser_kit import CLASS_NAMES, EPOCHS, N_TEST, N_TRAIN, gl_screenshot, near_class, panel_box, pause, screenshot
+from browser_kit import (
+    CLASS_NAMES,
+    EPOCHS,
+    N_TEST,
+    N_TRAIN,
+    faded_away_from,
+    gl_screenshot,
+    near_class,
+    panel_box,
+    pause,
+    screenshot,
+)
 
 from grandtour.manipulate import axis_drag, centroid, point_drag
 from grandtour.store import Run
@@ -36,13 +47,7 @@ def test_highlighting_a_class_shows_its_colour_where_its_points_are(open_page, r
     ok = [near_class(img[int(round(y)), int(round(x))][None], color)[0] for x, y in own]
     assert np.mean(ok) > 0.95, f"{np.mean(ok):.2f} of class {c}'s points show its colour"
     # The other classes are faded to grey: low saturation where they are (and c is far).
-    own_xy = np.array(own)
-    faded = []
-    for x, y in others:
-        if np.min(np.hypot(*(own_xy - [x, y]).T)) < 12:
-            continue
-        px = img[int(round(y)), int(round(x))]
-        faded.append(px.max() - px.min() < 60 and px.min() > 150)
+    faded = faded_away_from(img, others, own)
     assert len(faded) > 20 and np.mean(faded) > 0.9
     page.mouse.move(5, 5)
     page.wait_for_function("window.grandtour.state().highlight === -1")

@@ -19,7 +19,16 @@ from itertools import pairwise
 
 import numpy as np
 
-from browser_kit import CLASS_NAMES, gl_screenshot, near_class, panel_box, pause, screenshot, wait_settled
+from browser_kit import (
+    CLASS_NAMES,
+    faded_away_from,
+    gl_screenshot,
+    near_class,
+    panel_box,
+    pause,
+    screenshot,
+    wait_settled,
+)
 
 C = len(CLASS_NAMES)
 PALETTE = json.loads(resources.files("grandtour").joinpath("web", "palette.json").read_text("utf-8"))
@@ -145,9 +154,7 @@ def test_legend_hover_means_the_labelled_class_in_every_colour_mode(open_page, s
     want = {True: np.array(PALETTE["correct"], float), False: np.array(PALETTE["wrong"], float)}
     ok = [near_class(img[int(round(y)), int(round(x))][None], want[right])[0] for (x, y), right in own]
     assert np.mean(ok) > 0.9, f"{np.mean(ok):.2f} of class {c}'s points show their correctness colour"
-    own_xy = np.array([p for p, _ in own])
-    faded = [(lambda px: px.max() - px.min() < 60 and px.min() > 150)(img[int(round(y)), int(round(x))])
-             for x, y in others if np.min(np.hypot(*(own_xy - [x, y]).T)) >= 12]
+    faded = faded_away_from(img, others, [p for p, _ in own])
     assert len(faded) > 10 and np.mean(faded) > 0.9
     page.mouse.move(5, 5)
     page.wait_for_function("window.grandtour.state().highlight === -1")
