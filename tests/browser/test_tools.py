@@ -86,6 +86,16 @@ def _open_menu(page) -> None:
     page.wait_for_selector("#view-menu", state="visible")
 
 
+def _close_menu(page) -> None:
+    """Esc closes the menu. The cursor then rests on whatever lay under the control it
+    clicked (a legend row, say, whose hover fades every other class): park it on the
+    page's margin, where it hovers nothing."""
+    page.keyboard.press("Escape")
+    assert not _state(page)["viewMenu"]
+    page.mouse.move(1, page.viewport_size["height"] - 1)
+    page.wait_for_function("window.grandtour.state().highlight === -1")
+
+
 def test_colour_by_and_only_misclassified_from_menu_and_keys(open_page, server):
     page = open_page()
     pause(page)
@@ -102,8 +112,7 @@ def test_colour_by_and_only_misclassified_from_menu_and_keys(open_page, server):
     got = np.array(page.evaluate("window.grandtour.colorIndices('test')"))
     np.testing.assert_array_equal(got, np.where(wrong, C + 1, C))
     # Pixels: the wrong colour is drawn, the class colours are not.
-    page.keyboard.press("Escape")  # closes the menu
-    assert not _state(page)["viewMenu"]
+    _close_menu(page)
     img = _panels(page, gl_screenshot(page))
     assert near_class(img, PALETTE["wrong"]).sum() > 20
     assert near_class(img, PALETTE["classes"][1]).sum() == 0
@@ -256,7 +265,7 @@ def test_point_size_opacity_and_hidden_handles(open_page):
     sb = page.locator("#opacity").bounding_box()
     page.mouse.click(sb["x"] + sb["width"] - 2, sb["y"] + sb["height"] / 2)
     assert _state(page)["opacity"] > 0.97
-    page.keyboard.press("Escape")
+    _close_menu(page)
     assert abs(alpha(ink()[1]) - 1.0) < 0.04
     # Handles: h hides them (hook and pixels), the menu's toggle shows them again.
     handles = page.evaluate("window.grandtour.handles('train')")
