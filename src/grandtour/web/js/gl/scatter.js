@@ -55,7 +55,10 @@ export class ScatterRenderer {
    *   cannot render float32, i.e. without EXT_color_buffer_float).
    */
   constructor(canvas, { preserveDrawingBuffer = false, projection = 'auto' } = {}) {
-    const gl = canvas.getContext('webgl2', { antialias: false, premultipliedAlpha: false, preserveDrawingBuffer });
+    // Opaque (every frame is cleared to an opaque background): the compositor then copies
+    // the canvas instead of blending it, a third of a frame's cost at 1,000 points under
+    // SwiftShader (BENCHMARKS.md, page speed).
+    const gl = canvas.getContext('webgl2', { antialias: false, alpha: false, preserveDrawingBuffer });
     if (!gl) throw new Error('WebGL2 is not available in this browser: the viewer needs it (try a recent Chrome or Firefox)');
     this.canvas = canvas;
     this.gl = gl;
@@ -467,13 +470,13 @@ export class ScatterRenderer {
    *   frame: GT[:, :2] as a flat (dim x 2) array; dim: the data dimension;
    *   view: {center: [x, y] (data units), pxPerUnit, width, height (CSS px), dpr};
    *   sets: [{key, A, B, mix, pointSize, mode: 'points'|'images', emphasis: bool}];
-   *   highlight: class index or -1; background: [r, g, b, a].
+   *   highlight: class index or -1; background: [r, g, b] (opaque: the canvas has no alpha).
    */
   draw(opts) {
     const gl = this.gl;
     gl.viewport(0, 0, this.canvas.width, this.canvas.height);
-    const bg = opts.background ?? [1, 1, 1, 1];
-    gl.clearColor(bg[0], bg[1], bg[2], bg[3]);
+    const bg = opts.background ?? [1, 1, 1];
+    gl.clearColor(bg[0], bg[1], bg[2], 1);
     gl.clear(gl.COLOR_BUFFER_BIT);
     if (!opts.sets || opts.sets.length === 0) return;
     gl.enable(gl.BLEND);
