@@ -307,11 +307,21 @@ def panel_box(page, split: str) -> dict:
     return {"x": v["left"], "y": v["top"], "width": v["width"], "height": v["height"]}
 
 
-def pause(page) -> None:
-    """Pause the tour through the page's own control and wait until the view is still."""
+PAUSE_TOUR_TIME = 2.0  # s: where pause() leaves the tour
+
+
+def pause(page, at: float | None = PAUSE_TOUR_TIME) -> None:
+    """Pause the tour through the page's own control, move it to `at` seconds of tour time
+    (None: leave it where it stopped) and wait until the view is still.
+
+    Where the tour stops on its own depends on how fast this machine loaded and drew the
+    page; a test measuring pixels at that view would pass or fail by timing. At a fixed
+    tour time every run sees the same view."""
     if page.evaluate("window.grandtour.state().playing"):
         page.click("#tour-play")
     page.wait_for_function("!window.grandtour.state().playing")
+    if at is not None:
+        page.evaluate("(t) => window.grandtour.seek(t)", at)
     page.evaluate("window.grandtour.frames(2)")
 
 

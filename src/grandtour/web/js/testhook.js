@@ -169,6 +169,15 @@ export function installTestHook(app) {
       const C = app.store.get().meta.class_names.length;
       return Array.from({ length: C }, (_, c) => classColor(c, C));
     },
+    /** Move the tour to `t` seconds of its own time (a view that does not depend on when
+     * the tour was paused; the tour is a function of its time); the next frame draws it. */
+    seek(t) {
+      const tour = app.tours.tour;
+      if (!tour) throw new Error('no tour yet');
+      app.tours.step(t - tour.time);
+      app.requestDraw();
+      return tour.time;
+    },
     manual(on = true) {
       app.manual = !!on;
       app._last = null; // the next clock frame measures no time spent in manual mode
