@@ -6,6 +6,7 @@ Used by :meth:`grandtour.store.RunWriter.create`, which validates everything fir
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ from grandtour.store.schema import (
     is_per_class,
 )
 
+UNDO_CREATION_S = 5.0  # s: how long a failed creation's clean-up waits for zarr's writes
+
 
 def lock_new_directory(path: Path) -> tuple[RunLock, Path | None]:
     """Make ``path`` (and missing parents) and take its writer lock.
@@ -72,18 +75,44 @@ def lock_new_directory(path: Path) -> tuple[RunLock, Path | None]:
 
 
 def undo_creation(path: Path, made: Path | None) -> None:
-    """Remove what a failed :meth:`RunWriter.create` wrote (best effort, under its lock)."""
-    try:
-        clear_directory(path)
-        if made is None:
+    """Remove what a failed :meth:`RunWriter.create` wrote (best effort, under its lock).
+
+    Zarr writes chunks concurrently: when one write fails, the others already started
+    still land, some of them after a first clean-up (a directory then is not empty, or
+    comes back). So the clean-up is repeated until nothing reappears for a moment, for a
+    few seconds at most.
+    """
+    deadline = time.monotonic() + UNDO_CREATION_S
+    while True:
+        try:
+            _remove_created(path, made)
+            time.sleep(0.05)  # anything still in flight shows up by now
+            if not _anything_left(path, made):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
             return
-        (path / LOCK_FILE).unlink(missing_ok=True)
-        for d in [path, *path.parents]:
+        time.sleep(0.05)
+
+
+def _remove_created(path: Path, made: Path | None) -> None:
+    if path.exists():
+        clear_directory(path)
+    if made is None:
+        return
+    (path / LOCK_FILE).unlink(missing_ok=True)
+    for d in [path, *path.parents]:
+        if d.exists():
             d.rmdir()  # only empty directories
-            if d == made:
-                break
-    except OSError:
-        pass
+        if d == made:
+            break
+
+
+def _anything_left(path: Path, made: Path | None) -> bool:
+    if made is not None:
+        return made.exists()
+    return any(e.name != LOCK_FILE for e in path.iterdir())
 
 
 def write_new_run(path: Path, attributes: dict, probe_arrays: dict, probe_docs: dict,
