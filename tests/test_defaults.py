@@ -125,3 +125,11 @@ def test_the_other_modules_defaults_equal_these():
          defaults.DEVICE)
     assert _kwdefaults(record.select_probes)["size"] == defaults.PROBE_SIZE
     assert _kwdefaults(record.Recorder)["batch_size"] == defaults.FORWARD_BATCH
+
+
+def test_every_default_is_exported():
+    """`from grandtour.defaults import *` and the API docs see every default the module defines."""
+    defined = {name for name, value in vars(defaults).items()
+               if name.isupper() and not isinstance(value, types.ModuleType)}
+    assert defined <= set(defaults.__all__), sorted(defined - set(defaults.__all__))
+    assert all(hasattr(defaults, name) for name in defaults.__all__)

@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse an HTML export estimated larger than this (default: %(default)s MB)")
     p.add_argument("--video", metavar="OUT.mp4|OUT.gif", help="write a video of the viewer (MP4 or GIF)")
     p.add_argument("--preset", metavar="VIEW.json", help="the view to film, saved with the page's Save view")
-    p.add_argument("--animate", choices=("tour", "epochs", "layers", "adversarial"), default=defaults.VIDEO_ANIMATE,
+    p.add_argument("--animate", choices=defaults.VIDEO_ANIMATIONS, default=defaults.VIDEO_ANIMATE,
                    help="what moves in the video (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=defaults.VIDEO_SECONDS,
                    help="video length (default: %(default)s)")

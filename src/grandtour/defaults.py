@@ -29,6 +29,7 @@ __all__ = [
     "DEVICE",
     "DTSNE_LAMBDA",
     "EPOCHS",
+    "EXPORT_MAX_MB",
     "FGSM_EPS",
     "FGSM_SOURCE",
     "FGSM_STEPS",
@@ -42,9 +43,15 @@ __all__ = [
     "MOMENTUM",
     "PORT",
     "PROBE_SIZE",
+    "REMOTE_LOCK_LEASE_S",
     "SEED",
     "TSNE_PERPLEXITY",
     "UMAP_NEIGHBORS",
+    "VIDEO_ANIMATE",
+    "VIDEO_ANIMATIONS",
+    "VIDEO_SECONDS",
+    "VIDEO_SIZE",
+    "WIDGET_HEIGHT",
     "training_defaults",
 ]
 
@@ -175,7 +182,9 @@ REMOTE_LOCK_LEASE_S = 30.0
 #: The largest HTML export ``grandtour export --html`` writes without ``--max-size``, in MB
 #: (10**6 bytes): the estimate is checked before anything is encoded.
 EXPORT_MAX_MB = 200.0
-#: What ``grandtour export --video`` animates, for how long, and its frame size.
+#: What ``grandtour export --video`` can animate, what it does by default, for how long,
+#: and its frame size.
+VIDEO_ANIMATIONS = ("tour", "epochs", "layers", "adversarial")
 VIDEO_ANIMATE = "tour"
 VIDEO_SECONDS = 10.0
 VIDEO_SIZE = (1280, 720)

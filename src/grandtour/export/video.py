@@ -50,7 +50,7 @@ import numpy as np
 from grandtour import defaults
 from grandtour.errors import CorruptFileError, GrandTourError
 
-ANIMATIONS = ("tour", "epochs", "layers", "adversarial")
+ANIMATIONS = defaults.VIDEO_ANIMATIONS
 FORMATS = (".mp4", ".gif")
 CHROMIUM = "/usr/bin/chromium"
 # Headless chromium drawing WebGL2 on the CPU (SwiftShader, the same picture on every machine),
