@@ -525,6 +525,28 @@ def test_reduction_keeps_the_reported_variance_of_a_low_rank_layer(tmp_path, mon
         np.testing.assert_allclose(b @ b.T, q @ q.T, atol=1e-3)  # float16 storage noise aside
 
 
+def test_a_large_run_fits_its_reduction_on_a_seeded_sample_that_keeps_the_directions(tmp_path):
+    # 3 epochs x 400 rows; a fit capped at 300 rows sees a quarter of each block.
+    variances = [9.0, 4.0, 1.0, 0.25]
+    run, _ = _low_rank_run(tmp_path / "r", variances + [1e-3] * 6, n=400)
+    full = align.fit_reduction(run, "h", threshold=4)
+    sampled = align.fit_reduction(run, "h", threshold=4, max_points=300)
+    assert full.points == 1200 and 285 <= sampled.points <= 303
+    again = align.fit_reduction(run, "h", threshold=4, max_points=300)
+    np.testing.assert_array_equal(again.basis, sampled.basis)  # the same sample every time
+    # The sample's leading directions are the whole data's, up to sampling error: the
+    # cosines of the principal angles between the two 4-dim subspaces are near 1, and the
+    # sampled basis keeps nearly the variance of the whole data that the full fit keeps.
+    cosines = np.linalg.svd(full.basis.astype(np.float64).T @ sampled.basis.astype(np.float64),
+                            compute_uv=False)
+    assert cosines.min() > 0.99, cosines
+    pooled = np.concatenate([run.activations("h", e, "train") for e in run.epochs]).astype(np.float64)
+    pooled -= pooled.mean(axis=0)
+    kept = lambda b: ((pooled @ b.astype(np.float64)) ** 2).sum() / (pooled ** 2).sum()  # noqa: E731
+    assert kept(sampled.basis) > kept(full.basis) - 1e-3
+    assert sampled.variance_kept == pytest.approx(kept(sampled.basis), abs=0.02)  # the sample's estimate
+
+
 def test_imported_run_of_unknown_layers_is_aligned_by_labelled_fits(tmp_path):
     run, _ = _low_rank_run(tmp_path / "r", [4.0, 1.0, 0.5])
     with pytest.warns(AlignmentWarning, match="'out' \\(unknown\\)"):

@@ -82,6 +82,7 @@ from grandtour.align.reduction import (  # noqa: F401
     EXACT_COVARIANCE_DIM,
     RANK_RTOL,
     REDUCTION_EPOCHS,
+    REDUCTION_FIT_POINTS,
     Reduction,
     fit_reduction,
 )

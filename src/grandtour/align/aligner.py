@@ -366,7 +366,7 @@ def align_run(run_path: Run | str | Path, epochs: Iterable[int] | None = None,
         bar.close()
     for name, doc in store.commit["reductions"].items():
         summary["reductions"][name] = {"rank": doc["rank"], "dim": doc["dim"],
-                                       "variance_kept": doc["variance_kept"]}
+                                       "variance_kept": doc["variance_kept"], "points": doc["points"]}
     for note in summary["fallbacks"].values():  # once per layer, not once per epoch
         warnings.warn(note, AlignmentWarning, stacklevel=2)
     return summary

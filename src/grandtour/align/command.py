@@ -30,7 +30,8 @@ def align_command(args) -> int:
           + f"; threshold {summary['threshold']}")
     for name, red in summary["reductions"].items():
         print(f"  {name}: shown in {red['rank']} of {red['dim']} dims, "
-              f"{100 * red['variance_kept']:.1f} % of the pooled variance kept")
+              f"{100 * red['variance_kept']:.1f} % of the pooled variance kept "
+              f"(fit on {red['points']:,} rows)")
     for note in summary["fallbacks"].values():
         print(f"  warning: {note}", file=sys.stderr)
     return 0

@@ -25,6 +25,11 @@ DEFAULT_THRESHOLD = defaults.ALIGN_THRESHOLD
 #: At most this many epochs (spread over the run, first and last included) feed the
 #: principal directions of a wide layer; every epoch is then shown in that basis.
 REDUCTION_EPOCHS = 16
+#: At most this many rows (a seeded sample, the same share of every epoch and split) feed
+#: the principal directions: 16 epochs of the default 1000 + 1000 probes fit on every row;
+#: a run of 70,000 probes fits in seconds instead of minutes (BENCHMARKS.md). The variance
+#: each epoch keeps is still computed on all of its rows when read.
+REDUCTION_FIT_POINTS = 32_768
 #: Up to this width the reduction diagonalises the exact covariance (one pass over the
 #: data); wider layers use a streamed randomized range finder (three passes).
 EXACT_COVARIANCE_DIM = 4096
@@ -52,7 +57,8 @@ class Reduction:
         The pooled variance, ``trace(cov)``.
     fit_epochs : list of int
     points : int
-        Number of (finite) activation rows the fit saw.
+        Number of (finite) activation rows the fit saw: all of them, or a seeded sample of
+        at most ``REDUCTION_FIT_POINTS`` (then ``variance_kept`` is the sample's).
     method : str
         ``"covariance"`` (exact eigendecomposition) or ``"randomized"``.
     """
@@ -207,24 +213,52 @@ def _fit_pca(blocks: Callable[[], Iterator[np.ndarray]], dim: int, r_max: int, *
     return basis, mean, kept, max(total, 0.0), n, method
 
 
-def _activation_blocks(run: Run, layer: LayerInfo, epochs: Sequence[int]
-                       ) -> Callable[[], Iterator[np.ndarray]]:
+def _activation_blocks(run: Run, layer: LayerInfo, epochs: Sequence[int],
+                       most: int = REDUCTION_FIT_POINTS) -> Callable[[], Iterator[np.ndarray]]:
+    """The finite rows of every (epoch, split) block, or, if they come to more than ``most``
+    in all, the same seeded sample of each block's rows on every pass (a ``most / total``
+    share of each: every epoch and split weighs as in the whole), read from the run once
+    and then kept in memory (``most`` rows as stored, float32)."""
+    total = len(epochs) * sum(run.size(split) for split in run.splits)
+    rate = 1.0 if total <= most else most / total
+
+    def rows(x: np.ndarray, epoch: int, k: int) -> np.ndarray:
+        if rate == 1.0:
+            return x
+        rng = np.random.default_rng([defaults.SEED, int(epoch), k])
+        pick = rng.choice(x.shape[0], size=min(x.shape[0], int(np.ceil(rate * x.shape[0]))), replace=False)
+        return x[np.sort(pick)]
+
+    kept: list[np.ndarray] = []  # a sample is read once and kept (at most `most` rows)
+    complete = [False]
+
     def gen() -> Iterator[np.ndarray]:
+        if complete[0]:
+            for x in kept:
+                yield x.astype(np.float64)
+            return
+        kept.clear()
         for epoch in epochs:
-            for split in run.splits:
-                x = run.activations(layer.name, epoch, split).astype(np.float64)
-                yield x[_finite_rows(x)]
+            for k, split in enumerate(run.splits):
+                x = rows(run.activations(layer.name, epoch, split), epoch, k)
+                x = x[_finite_rows(x)]
+                if rate < 1.0:
+                    kept.append(x)
+                yield x.astype(np.float64)
+        complete[0] = rate < 1.0
 
     return gen
 
 
 def fit_reduction(run: Run | str | Path, layer: str, threshold: int = DEFAULT_THRESHOLD, *,
-                  max_epochs: int = REDUCTION_EPOCHS) -> Reduction:
+                  max_epochs: int = REDUCTION_EPOCHS, max_points: int = REDUCTION_FIT_POINTS) -> Reduction:
     """The fixed reduction of a wide layer: leading principal directions over the run.
 
     The activations of ``max_epochs`` epochs spread over the run (all of them if fewer;
     a static layer's single copy) and every split are pooled, and the ``r`` directions
-    of largest variance kept, ``r = min(threshold, rank)``. The data is streamed one
+    of largest variance kept, ``r = min(threshold, rank)``; above ``max_points`` rows in
+    all, on a seeded sample of that many (``Reduction.points`` says how many fed
+    it, and its ``variance_kept`` is that sample's). The data is streamed one
     (epoch, split) block at a time: exact covariance up to 4096 coordinates, a
     randomized range finder with one power iteration and a Rayleigh-Ritz step above.
     """
@@ -234,6 +268,6 @@ def fit_reduction(run: Run | str | Path, layer: str, threshold: int = DEFAULT_TH
         raise StoreError(f"run {run.path} has no completed epoch to fit a reduction on")
     epochs = [run.epochs[0]] if info.static else _spread(run.epochs, max_epochs)
     basis, mean, kept, total, points, method = _fit_pca(
-        _activation_blocks(run, info, epochs), info.dim, int(threshold))
+        _activation_blocks(run, info, epochs, int(max_points)), info.dim, int(threshold))
     # The stored float32 basis is the definition of the reduction, in memory as on disk.
     return Reduction(layer, basis.astype(np.float32), mean, kept, total, list(epochs), points, method)
