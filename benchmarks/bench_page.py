@@ -138,7 +138,36 @@ def langevitour_period(p, gpu, n, tmp: Path, seconds: float) -> tuple[float, flo
     return period
 
 
-def first_frame(p, gpu, run: Path) -> tuple[float, float]:
+def _browser_rss_mb() -> float:
+    """Resident memory (MiB) of this process's chromium descendants, summed (shared pages
+    counted once per process: an upper bound)."""
+    import os
+
+    me, total = os.getpid(), 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            pid, ppid = int(d), int(status["PPid"])
+        except (OSError, KeyError, ValueError):
+            continue
+        while ppid > 1 and ppid != me:
+            try:
+                with open(f"/proc/{ppid}/status") as f:
+                    ppid = int(next(line for line in f if line.startswith("PPid:")).split()[1])
+            except (OSError, StopIteration):
+                break
+        if ppid == me and pid != me and "chrom" in status.get("Name", ""):
+            total += int(status.get("VmRSS", "0 kB").split()[0])
+    return total / 1024
+
+
+def first_frame(p, gpu, run: Path) -> dict:
+    """Seconds from starting the server to the first frame drawn, and the memory then."""
+    import resource
+
     from grandtour.server import ServerThread, create_app
 
     t0 = time.perf_counter()
@@ -150,13 +179,18 @@ def first_frame(p, gpu, run: Path) -> tuple[float, float]:
         page.wait_for_function("window.grandtour && window.grandtour.state().frameCount > 0",
                                timeout=300_000, polling=10)
         total = time.perf_counter() - t0
+        out = {"server_s": t_server, "first_frame_s": total,
+               "js_heap_mb": page.evaluate("performance.memory.usedJSHeapSize") / 2**20,
+               "browser_rss_mb": _browser_rss_mb(),
+               "server_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         browser.close()
-    return t_server, total
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000],
+                    help="points for the frame-period table (none: skip it)")
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--run", type=Path, help="a run for the time-to-first-frame figure")
     ap.add_argument("--gpu", action="store_true", help="let chromium use a GPU (no SwiftShader)")
@@ -168,9 +202,10 @@ def main() -> None:
 
     with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
         pages = [("grandtour page", None)] + ([(f"before ({args.before.name})", args.before)] if args.before else [])
-        print("| points x dims | page | page (ms/frame) | langevitour widget (ms/frame) | ratio "
-              "| page CPU (ms/frame) | langevitour CPU (ms/frame) | CPU ratio |")
-        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        if args.sizes:
+            print("| points x dims | page | page (ms/frame) | langevitour widget (ms/frame) | ratio "
+                  "| page CPU (ms/frame) | langevitour CPU (ms/frame) | CPU ratio |")
+            print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for n in args.sizes:
             theirs, theirs_cpu = langevitour_period(p, args.gpu, n, Path(tmp), args.seconds)
             for name, web in pages:
@@ -178,9 +213,12 @@ def main() -> None:
                 print(f"| {n} x 10 | {name} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f}x "
                       f"| {ours_cpu:.1f} | {theirs_cpu:.1f} | {theirs_cpu / ours_cpu:.2f}x |", flush=True)
         if args.run:
-            t_server, total = first_frame(p, args.gpu, args.run)
-            print(f"\ntime to first frame, {args.run}: {total:.2f} s "
-                  f"(server and run opened in {t_server:.2f} s)")
+            f = first_frame(p, args.gpu, args.run)
+            print(f"\ntime to first frame, {args.run}: {f['first_frame_s']:.2f} s "
+                  f"(server and run opened in {f['server_s']:.2f} s); then the page's JS heap "
+                  f"{f['js_heap_mb']:.0f} MiB, chromium's resident memory {f['browser_rss_mb']:.0f} MiB "
+                  f"(summed over its processes), this process's peak (server and benchmark) "
+                  f"{f['server_peak_rss_mb']:.0f} MiB")
 
 
 if __name__ == "__main__":
