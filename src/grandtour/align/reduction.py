@@ -25,11 +25,13 @@ DEFAULT_THRESHOLD = defaults.ALIGN_THRESHOLD
 #: At most this many epochs (spread over the run, first and last included) feed the
 #: principal directions of a wide layer; every epoch is then shown in that basis.
 REDUCTION_EPOCHS = 16
-#: At most this many rows (a seeded sample, the same share of every epoch and split) feed
+#: At most this many rows (a seeded sample, each epoch and split its share by size) feed
 #: the principal directions: 16 epochs of the default 1000 + 1000 probes fit on every row;
 #: a run of 70,000 probes fits in seconds instead of minutes (BENCHMARKS.md). The variance
 #: each epoch keeps is still computed on all of its rows when read.
 REDUCTION_FIT_POINTS = 32_768
+#: Seed of that sample and of the randomized range finder's start.
+FIT_SEED = 0
 #: Up to this width the reduction diagonalises the exact covariance (one pass over the
 #: data); wider layers use a streamed randomized range finder (three passes).
 EXACT_COVARIANCE_DIM = 4096
@@ -140,7 +142,7 @@ def _spread(epochs: Sequence[int], most: int) -> list[int]:
 
 
 def _fit_pca(blocks: Callable[[], Iterator[np.ndarray]], dim: int, r_max: int, *,
-             seed: int = 0, power_iterations: int = 1
+             seed: int = FIT_SEED, power_iterations: int = 1
              ) -> tuple[np.ndarray, np.ndarray, float, float, int, str]:
     """Leading principal directions of rows streamed in blocks (never all in memory).
 
@@ -213,41 +215,46 @@ def _fit_pca(blocks: Callable[[], Iterator[np.ndarray]], dim: int, r_max: int, *
     return basis, mean, kept, max(total, 0.0), n, method
 
 
+def sample_rows(sizes: Sequence[int], most: int, seed: int) -> list[np.ndarray] | None:
+    """A seeded sample of at most ``most`` rows of blocks of ``sizes`` rows: sorted row
+    indices per block, or None if there are no more than ``most`` rows in all.
+
+    Each block gets its share in proportion to its size (largest remainders, so the counts
+    add up to ``most``), drawn without replacement by one generator seeded with ``seed``.
+    """
+    sizes = [int(n) for n in sizes]
+    total = sum(sizes)
+    if total <= most:
+        return None
+    share = np.array(sizes, dtype=np.float64) * most / total
+    counts = np.floor(share).astype(int)
+    for i in np.argsort(-(share - counts), kind="stable")[: most - int(counts.sum())]:
+        counts[i] += 1
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(n, size=int(c), replace=False)) for n, c in zip(sizes, counts, strict=True)]
+
+
 def _activation_blocks(run: Run, layer: LayerInfo, epochs: Sequence[int],
                        most: int = REDUCTION_FIT_POINTS) -> Callable[[], Iterator[np.ndarray]]:
-    """The finite rows of every (epoch, split) block, or, if they come to more than ``most``
-    in all, the same seeded sample of each block's rows on every pass (a ``most / total``
-    share of each: every epoch and split weighs as in the whole), read from the run once
-    and then kept in memory (``most`` rows as stored, float32)."""
-    total = len(epochs) * sum(run.size(split) for split in run.splits)
-    rate = 1.0 if total <= most else most / total
+    """The finite rows of every (epoch, split) block, streamed on every pass; or, if they
+    come to more than ``most`` in all, a seeded sample of ``most`` (:func:`sample_rows`,
+    every block's share in proportion to its size), read from the run once and kept in
+    memory (float32, as read) for every pass."""
+    blocks = [(epoch, split) for epoch in epochs for split in run.splits]
+    picks = sample_rows([run.size(split) for _, split in blocks], most, FIT_SEED)
 
-    def rows(x: np.ndarray, epoch: int, k: int) -> np.ndarray:
-        if rate == 1.0:
-            return x
-        rng = np.random.default_rng([defaults.SEED, int(epoch), k])
-        pick = rng.choice(x.shape[0], size=min(x.shape[0], int(np.ceil(rate * x.shape[0]))), replace=False)
-        return x[np.sort(pick)]
+    def finite(x: np.ndarray) -> np.ndarray:
+        return x[_finite_rows(x)]
 
-    kept: list[np.ndarray] = []  # a sample is read once and kept (at most `most` rows)
-    complete = [False]
+    if picks is None:
+        def gen() -> Iterator[np.ndarray]:
+            for epoch, split in blocks:
+                yield finite(run.activations(layer.name, epoch, split).astype(np.float64))
 
-    def gen() -> Iterator[np.ndarray]:
-        if complete[0]:
-            for x in kept:
-                yield x.astype(np.float64)
-            return
-        kept.clear()
-        for epoch in epochs:
-            for k, split in enumerate(run.splits):
-                x = rows(run.activations(layer.name, epoch, split), epoch, k)
-                x = x[_finite_rows(x)]
-                if rate < 1.0:
-                    kept.append(x)
-                yield x.astype(np.float64)
-        complete[0] = rate < 1.0
-
-    return gen
+        return gen
+    sample = [finite(run.activations(layer.name, epoch, split)[rows])
+              for (epoch, split), rows in zip(blocks, picks, strict=True)]
+    return lambda: (x.astype(np.float64) for x in sample)
 
 
 def fit_reduction(run: Run | str | Path, layer: str, threshold: int = DEFAULT_THRESHOLD, *,

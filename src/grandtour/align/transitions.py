@@ -28,7 +28,7 @@ from grandtour.align.maps import (
     _torch,
     _Unsupported,
 )
-from grandtour.align.reduction import Reduction, _finite_rows, _project, _variance_kept
+from grandtour.align.reduction import Reduction, _finite_rows, _project, _variance_kept, sample_rows
 from grandtour.align.replay import (
     FUNCTIONAL_COORDINATEWISE,
     LINEAR_OPS,
@@ -182,20 +182,11 @@ def check_rows(sizes: Sequence[int], most: int | None = None) -> list[np.ndarray
     """The probe points a layer's check uses: sorted row indices per split, or None for all.
 
     At most ``most`` (default :data:`CHECK_POINTS`) points in all, shared out over the splits
-    in proportion to their sizes (largest remainders), drawn without replacement by a
-    generator seeded with :data:`CHECK_SEED`: the same rows for a given run every time.
+    in proportion to their sizes (:func:`~grandtour.align.reduction.sample_rows`, seeded
+    with :data:`CHECK_SEED`): the same rows for a given run every time.
     """
     most = CHECK_POINTS if most is None else most
-    sizes = [int(n) for n in sizes]
-    total = sum(sizes)
-    if most is None or total <= most:
-        return None
-    share = np.array(sizes, dtype=np.float64) * most / total
-    counts = np.floor(share).astype(int)
-    for i in np.argsort(-(share - counts), kind="stable")[: most - int(counts.sum())]:
-        counts[i] += 1
-    rng = np.random.default_rng(CHECK_SEED)
-    return [np.sort(rng.choice(n, size=int(c), replace=False)) for n, c in zip(sizes, counts, strict=True)]
+    return None if most is None else sample_rows(sizes, most, CHECK_SEED)
 
 
 def _checked_note(checked: tuple[int, int] | None) -> str:
