@@ -41,23 +41,23 @@ RAF_PROBE = """async (ms) => {
 }"""
 
 
-def _browser_cpu_s() -> float:
-    """CPU seconds (user + system) used so far by this process's descendants: the
-    Playwright driver and every chromium process (browser, GPU with SwiftShader, renderer)."""
+def _descendants() -> dict[int, tuple[str, list[str]]]:
+    """This process's descendants (the Playwright driver and every chromium process:
+    browser, GPU with SwiftShader, renderer): pid -> (name, the /proc stat fields after it)."""
     import os
 
-    tick = os.sysconf("SC_CLK_TCK")
-    parent, cpu = {}, {}
+    parent, stat = {}, {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                head, tail = f.read().rsplit(")", 1)
         except OSError:
             continue
+        fields = tail.split()
         parent[int(d)] = int(fields[1])
-        cpu[int(d)] = (int(fields[11]) + int(fields[12])) / tick
+        stat[int(d)] = (head.split("(", 1)[1], fields)
     me = os.getpid()
 
     def below(pid):
@@ -65,7 +65,15 @@ def _browser_cpu_s() -> float:
             pid = parent[pid]
         return pid == me
 
-    return sum(c for pid, c in cpu.items() if pid != me and below(pid))
+    return {pid: v for pid, v in stat.items() if pid != me and below(pid)}
+
+
+def _browser_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process's descendants."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / tick for _, f in _descendants().values())
 
 
 def measure(page, seconds: float) -> tuple[float, float]:
@@ -143,25 +151,8 @@ def _browser_rss_mb() -> float:
     counted once per process: an upper bound)."""
     import os
 
-    me, total = os.getpid(), 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/status") as f:
-                status = dict(line.split(":", 1) for line in f if ":" in line)
-            pid, ppid = int(d), int(status["PPid"])
-        except (OSError, KeyError, ValueError):
-            continue
-        while ppid > 1 and ppid != me:
-            try:
-                with open(f"/proc/{ppid}/status") as f:
-                    ppid = int(next(line for line in f if line.startswith("PPid:")).split()[1])
-            except (OSError, StopIteration):
-                break
-        if ppid == me and pid != me and "chrom" in status.get("Name", ""):
-            total += int(status.get("VmRSS", "0 kB").split()[0])
-    return total / 1024
+    page = os.sysconf("SC_PAGE_SIZE")
+    return sum(int(f[21]) * page for name, f in _descendants().values() if "chrom" in name) / 2**20
 
 
 def first_frame(p, gpu, run: Path) -> dict:
