@@ -28,6 +28,7 @@ from grandtour.align import (
 from grandtour.align import reduction as align_reduction
 from grandtour.align import storage as align_storage
 from grandtour.align import transitions as align_transitions
+from grandtour.errors import StoreError
 from grandtour.store import Run, encode_float16
 
 N = {"train": 400, "test": 200}  # 600 points: more than the 256 each check uses
@@ -186,3 +187,52 @@ def test_a_wrong_input_is_caught_on_the_sample(tmp_path):
     assert not tr.exact and tr.residual > align_transitions.VERIFY_RTOL
     assert f"checked on a fixed sample of 256 of {sum(N.values())} points" in tr.note
     assert load_transition(run, "fc", 1, "train").exact and load_transition(run, "out", 1, "train").exact
+
+
+@pytest.mark.parametrize("sizes, most, block", [([400, 200], 32, 50), ([1000, 300], 40, 64),
+                                                 ([999, 1], 17, 7), ([100, 100], 150, 30)])
+def test_a_sample_of_a_long_split_comes_from_a_few_runs_of_consecutive_rows(sizes, most, block):
+    """Rows a read costs in whole chunks: each split's share is drawn among the fewest runs of
+    `block` rows (starting at multiples of it) that hold 4 times the share, not all rows."""
+    rows = align_reduction.sample_rows(sizes, most, 0, [block] * len(sizes))
+    again = align_reduction.sample_rows(sizes, most, 0, [block] * len(sizes))
+    assert sum(len(r) for r in rows) == most
+    for n, r, r2 in zip(sizes, rows, again, strict=True):
+        np.testing.assert_array_equal(r, r2)
+        assert np.all(np.diff(r) > 0) and (r.size == 0 or (r[0] >= 0 and r[-1] < n))
+        touched = np.unique(r // block)
+        needed = -(-align_reduction.BLOCK_SPARE * len(r) // block)  # runs of `block` rows
+        assert len(touched) <= min(-(-n // block), needed + 1), (n, touched)
+    # A split held in one chunk: the same sample as without chunks (stored runs keep theirs).
+    whole = align_reduction.sample_rows(sizes, most, 0)
+    for r, w in zip(align_reduction.sample_rows(sizes, most, 0, [max(sizes)] * len(sizes)), whole,
+                    strict=True):
+        np.testing.assert_array_equal(r, w)
+
+
+def test_the_check_reads_only_the_chunks_holding_its_sample(tmp_path, monkeypatch):
+    """A run stored in many chunks per split: every check reads a few of them. Garbage in every
+    other chunk of fc goes unread, and each transition is still checked and exact."""
+    from grandtour import store as grandtour_store
+
+    monkeypatch.setattr(grandtour_store.codec, "CHUNK_BYTES", 2 * 12 * 50)  # fc: 50 rows a chunk
+    monkeypatch.setattr(align_transitions, "CHECK_POINTS", 32)
+    path = tmp_path / "run"
+    run = _make_run(path, residual=False)
+    assert [run.chunk_rows(s) for s in N] == [50, 50]
+    rows = Aligner(run).check_rows()
+    assert [len(r) for r in rows] == [21, 11]
+    held = {s: set((r // 50).tolist()) for s, r in zip(N, rows, strict=True)}
+    assert len(held["train"]) <= 2 and len(held["test"]) <= 1  # of 8 and 4
+    for split in N:
+        for c in (path / "activations" / split / "fc" / "c").rglob("*"):
+            if c.is_file() and int(c.parent.name) not in held[split]:
+                c.write_bytes(b"not zstd at all")
+    align_run(path, threshold=100, progress=False)  # nothing reduced: no fit reads every row
+    record = json.loads((path / "alignment" / "commit.json").read_text())
+    for epoch in map(str, range(EPOCHS)):
+        for layer in ("fc", "act", "out"):
+            entry = record["epochs"][epoch]["layers"][layer]
+            assert entry["exact"] and entry["checked"] == [32, sum(N.values())], layer
+    with pytest.raises(StoreError, match="fails its checksum"):
+        run.activations("fc", 1, "train")  # the garbage is there, for a whole read

@@ -260,6 +260,26 @@ def test_large_layers_are_chunked_along_examples_only(tmp_path, monkeypatch):
     check_epoch(Run.open(tmp_path / "run"), 1)
 
 
+def test_reading_some_rows_reads_and_checks_only_the_chunks_that_hold_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(store.codec, "CHUNK_BYTES", 2 * 18 * 4)  # conv1: rows 0-3, then 4-5
+    new_run(tmp_path / "run", epochs=[0, 1])
+    run = Run.open(tmp_path / "run")
+    assert run.chunk_rows("train") == 4 and run.chunk_rows("test") == 4  # conv1 is the widest
+    rows = np.array([0, 2, 3])
+    y, scale = run.activations_float16("conv1", 1, "train", rows)
+    assert y.dtype == np.float16 and y.shape == (3, 18) and scale == 1.0
+    np.testing.assert_array_equal(y, act(1, "train", "conv1")[rows])
+    second = tmp_path / "run" / "activations" / "train" / "conv1" / "c" / "1" / "1" / "0"
+    second.write_bytes(b"not zstd at all")  # rows 4-5 of epoch 1
+    np.testing.assert_array_equal(run.activations_float16("conv1", 1, "train", rows)[0],
+                                  act(1, "train", "conv1")[rows])
+    with pytest.raises(StoreError, match=r"c/1/1/0 fails its checksum"):
+        run.activations_float16("conv1", 1, "train", np.array([1, 5]))
+    second.unlink()
+    with pytest.raises(StoreError, match=r"c/1/1/0 is missing"):
+        run.activations_float16("conv1", 1, "train", np.array([4]))
+    with pytest.raises(StoreKeyError, match="outside the 6 rows"):
+        run.activations_float16("conv1", 1, "train", np.array([2, 6]))
 # --------------------------------------------------------------------------- values
 
 

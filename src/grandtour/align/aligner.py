@@ -61,6 +61,7 @@ class Aligner:
         self._reductions: dict[str, Reduction | None] = {}
         self._static: dict[tuple[str, str], _Alignment] = {}  # (layer, source) -> map
         self._names = [layer.name for layer in self.run.layers]
+        self._check_rows: list[np.ndarray] | bool | None = False  # False: not drawn yet
         # (layer, epoch, split) -> (Z, variance kept) of a reduced layer: the last few, since
         # a transition reads two layers and the next one shares one of them.
         self._coords: OrderedDict[tuple[str, int, str], tuple[np.ndarray, float]] = OrderedDict()
@@ -94,7 +95,11 @@ class Aligner:
 
     def check_rows(self) -> list[np.ndarray] | None:
         """The probe points each check uses (``transitions.check_rows``): per split, or None."""
-        return check_rows([self.run.size(s) for s in self.run.splits])
+        if self._check_rows is False:
+            splits = self.run.splits
+            self._check_rows = check_rows([self.run.size(s) for s in splits],
+                                          block_rows=[self.run.chunk_rows(s) for s in splits])
+        return self._check_rows
 
     def checked(self) -> tuple[int, int]:
         """``(points the checks use, points)``."""
@@ -107,8 +112,8 @@ class Aligner:
         rows = self.check_rows()
         out = []
         for k, split in enumerate(self.run.splits):
-            y, scale = self.run.activations_float16(layer, epoch, split)  # what activations() decodes
-            out.append(decode_float16(y if rows is None else y[rows[k]], scale).astype(np.float64))
+            y, scale = self.run.activations_float16(layer, epoch, split, None if rows is None else rows[k])
+            out.append(decode_float16(y, scale).astype(np.float64))  # what activations() decodes
         return out
 
     def operands(self, layer: str, epoch: int, skip: str = "") -> dict[str, list[np.ndarray]]:

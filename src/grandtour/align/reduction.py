@@ -32,6 +32,9 @@ REDUCTION_EPOCHS = 16
 REDUCTION_FIT_POINTS = 32_768
 #: Seed of that sample and of the randomized range finder's start.
 FIT_SEED = 0
+#: A sample drawn from runs of consecutive rows (:func:`sample_rows` with ``block_rows``)
+#: picks its rows at random among runs holding this many times as many.
+BLOCK_SPARE = 4
 #: Up to this width the reduction diagonalises the exact covariance (one pass over the
 #: data); wider layers use a streamed randomized range finder (three passes).
 EXACT_COVARIANCE_DIM = 4096
@@ -215,12 +218,19 @@ def _fit_pca(blocks: Callable[[], Iterator[np.ndarray]], dim: int, r_max: int, *
     return basis, mean, kept, max(total, 0.0), n, method
 
 
-def sample_rows(sizes: Sequence[int], most: int, seed: int) -> list[np.ndarray] | None:
+def sample_rows(sizes: Sequence[int], most: int, seed: int,
+                block_rows: Sequence[int] | None = None) -> list[np.ndarray] | None:
     """A seeded sample of at most ``most`` rows of blocks of ``sizes`` rows: sorted row
     indices per block, or None if there are no more than ``most`` rows in all.
 
     Each block gets its share in proportion to its size (largest remainders, so the counts
     add up to ``most``), drawn without replacement by one generator seeded with ``seed``.
+
+    ``block_rows``: per block, the rows a read costs at least (the store's chunks,
+    :meth:`~grandtour.store.Run.chunk_rows`). Where a block is longer than that, its share
+    is drawn from runs of ``block_rows`` consecutive rows (starting at multiples of it),
+    taken in a seeded random order until they hold :data:`BLOCK_SPARE` times the share:
+    reading the sample then decodes those runs' chunks, not the whole block.
     """
     sizes = [int(n) for n in sizes]
     total = sum(sizes)
@@ -231,7 +241,21 @@ def sample_rows(sizes: Sequence[int], most: int, seed: int) -> list[np.ndarray] 
     for i in np.argsort(-(share - counts), kind="stable")[: most - int(counts.sum())]:
         counts[i] += 1
     rng = np.random.default_rng(seed)
-    return [np.sort(rng.choice(n, size=int(c), replace=False)) for n, c in zip(sizes, counts, strict=True)]
+    out = []
+    for k, (n, c) in enumerate(zip(sizes, counts, strict=True)):
+        b = n if block_rows is None else max(1, int(block_rows[k]))
+        if b >= n:
+            out.append(np.sort(rng.choice(n, size=int(c), replace=False)))
+            continue
+        runs, held = [], 0
+        for j in rng.permutation(-(-n // b)):
+            runs.append(int(j))
+            held += min(b, n - int(j) * b)
+            if held >= BLOCK_SPARE * c:
+                break
+        pool = np.concatenate([np.arange(j * b, min(n, (j + 1) * b)) for j in sorted(runs)])
+        out.append(np.sort(rng.choice(pool, size=int(c), replace=False)))
+    return out
 
 
 def _activation_blocks(run: Run, layer: LayerInfo, epochs: Sequence[int],

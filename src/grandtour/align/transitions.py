@@ -178,15 +178,19 @@ class _Alignment:
         return bi, bo
 
 
-def check_rows(sizes: Sequence[int], most: int | None = None) -> list[np.ndarray] | None:
+def check_rows(sizes: Sequence[int], most: int | None = None,
+               block_rows: Sequence[int] | None = None) -> list[np.ndarray] | None:
     """The probe points a layer's check uses: sorted row indices per split, or None for all.
 
     At most ``most`` (default :data:`CHECK_POINTS`) points in all, shared out over the splits
     in proportion to their sizes (:func:`~grandtour.align.reduction.sample_rows`, seeded
-    with :data:`CHECK_SEED`): the same rows for a given run every time.
+    with :data:`CHECK_SEED`): the same rows for a given run every time. ``block_rows``
+    (per split, the store's :meth:`~grandtour.store.Run.chunk_rows`): a split stored in
+    several chunks has its points drawn from a few runs of consecutive rows, so a check
+    reads a few chunks of each layer instead of all of them.
     """
     most = CHECK_POINTS if most is None else most
-    return None if most is None else sample_rows(sizes, most, CHECK_SEED)
+    return None if most is None else sample_rows(sizes, most, CHECK_SEED, block_rows)
 
 
 def _checked_note(checked: tuple[int, int] | None) -> str:

@@ -238,25 +238,35 @@ class Layout:
         return node if self.read_only else node.with_config(ARRAY_CONFIG)
 
     def read(self, name: str, index: Any = slice(None), *, slots: list[int] | None = None,
-             context: str = "") -> np.ndarray:
+             rows: np.ndarray | None = None, context: str = "") -> np.ndarray:
         """Read ``arr[index]``: an int picks one slot (or step) of the leading axis.
+
+        ``rows``: with an int ``index``, only those rows (sorted indices along the second
+        axis) of that slot, and only the chunks that hold them are read and checked.
 
         ``slots``: for a whole read of an array with an epoch axis, the committed slots,
         whose chunks must exist (other slots may be partial). A chunk file missing where
         one was written, or one that fails its checksum, is a StoreError naming the array
         and the chunk. ``context`` (e.g. ``"epoch 3 (slot 3)"``) goes into the message.
         """
-        return read_checked(self.array(name), self.path / name, name, index, slots=slots,
+        return read_checked(self.array(name), self.path / name, name, index, slots=slots, rows=rows,
                             where=f"array {name!r} of run {self.path}", context=context,
                             todo=RESTORE)
 
 
 def read_checked(arr: Any, array_dir: Path, name: str, index: Any = slice(None), *,
-                 slots: list[int] | None = None, where: str, context: str = "",
-                 todo: str) -> np.ndarray:
+                 slots: list[int] | None = None, rows: np.ndarray | None = None, where: str,
+                 context: str = "", todo: str) -> np.ndarray:
     """``arr[index]`` with the chunk checks of :meth:`Layout.read` (shared with derived groups)."""
     at = f" at {context}" if context else ""
     shape, chunks = tuple(arr.shape), tuple(arr.chunks)
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if not is_int(index) or len(shape) < 2:
+            raise ValueError("rows= reads rows of one slot: index must be an int")
+        if rows.size and (rows.min() < 0 or rows.max() >= shape[1]):
+            raise StoreKeyError(f"rows {int(rows.min())}..{int(rows.max())} are outside the "
+                                f"{shape[1]} rows of {where}")
     if is_int(index):
         if not shape or not 0 <= index < shape[0]:
             raise StoreError(f"{where} is damaged{at}: index {index} is outside its shape {shape} "
@@ -269,6 +279,9 @@ def read_checked(arr: Any, array_dir: Path, name: str, index: Any = slice(None),
     else:
         leading = None
     coords = integrity.chunk_coords(shape, chunks, leading)
+    if rows is not None:
+        held = {int(c) for c in np.unique(rows // int(chunks[1]))}
+        coords = [c for c in coords if c[1] in held]
     # Arrays with a checksum codec were written with every chunk (fill values included), so
     # an absent chunk file is damage; older arrays may lack chunks that held only fill values.
     if _checksummed(arr):
@@ -279,6 +292,8 @@ def read_checked(arr: Any, array_dir: Path, name: str, index: Any = slice(None),
                              f"does not exist); {todo}")
     try:
         # `...`, not `:`, for a whole read: a 0-d array takes no slice.
+        if rows is not None:
+            return np.asarray(arr.oindex[index, rows])
         return np.asarray(arr[...] if index == slice(None) else arr[index])
     except Exception as err:  # noqa: BLE001 - a chunk that fails its checksum or does not decode
         bad = _bad_chunks(arr, coords, shape, chunks)

@@ -346,20 +346,37 @@ class Run:
             return (name, 0, float(static.scale.get(split, 1.0)), int(static.nonfinite.get(split, 0)))
         return name, entry.slot, entry.scale_of(split, layer), entry.nonfinite_of(split, layer)
 
-    def activations_float16(self, layer: str, epoch: int, split: str) -> tuple[np.ndarray, float]:
+    def activations_float16(self, layer: str, epoch: int, split: str,
+                            rows: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """The stored float16 activations ``(N, dim)`` and their scale (value = stored * scale).
 
-        For sending compact binary to the viewer without a float32 round trip.
+        For sending compact binary to the viewer without a float32 round trip. ``rows``
+        (sorted indices): only those examples, ``(len(rows), dim)``, read from only the
+        chunks that hold them (:meth:`chunk_rows`); those chunks are checked as a whole
+        read's are, and the rows can hold at most the non-finite rows the epoch recorded.
         """
         name, slot, scale, expected = self._activation_location(layer, epoch, split)
-        y = self._layout.read(name, slot, context=f"epoch {epoch} (slot {slot})")
+        y = self._layout.read(name, slot, rows=rows, context=f"epoch {epoch} (slot {slot})")
         found = int((~np.isfinite(y).all(axis=1)).sum())
-        if found != expected:
+        if found > expected or (rows is None and found != expected):
             # The commit record counts the non-finite rows written; a missing chunk reads as NaN.
             raise StoreError(f"array {name!r} of run {self.path} is corrupt at epoch {epoch} (slot "
-                             f"{slot}): {found} rows are not finite where {expected} were written "
-                             "(a chunk file may be missing); re-create the run")
+                             f"{slot}): {found} rows{'' if rows is None else ' of those read'} are "
+                             f"not finite where {expected} were written (a chunk file may be "
+                             "missing); re-create the run")
         return y, scale
+
+    def chunk_rows(self, split: str) -> int:
+        """Examples per stored chunk of ``split``'s activations, the fewest over the layers.
+
+        A read of a few examples costs the chunks that hold them: any ``chunk_rows``
+        consecutive examples starting at a multiple of it lie in one chunk of the widest
+        layer and in at most two of any other.
+        """
+        self._layout.check_split(split)
+        chunks = [self._layout.array(activations_array(split, info.name)).chunks[1]
+                  for info in self.layers]
+        return int(min(chunks, default=self.size(split)))
 
     def activations(self, layer: str, epoch: int, split: str) -> np.ndarray:
         """Activations of the probe examples of ``split`` at ``epoch``, ``(N, dim)`` float32.
