@@ -39,6 +39,8 @@ PORT_TRIES = 20
 MAX_HEADER_BYTES = 16 * 1024
 #: Connections served at once; uvicorn answers 503 beyond.
 MAX_CONNECTIONS = 256
+#: Seconds a stop waits for requests still running before it cancels them.
+STOP_GRACE_S = 3
 #: Host header names always accepted: this machine's own.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: Addresses that bind every interface: not a name a client would use.
@@ -172,6 +174,37 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+#: What uvicorn logs when a stop cancels requests still running: the cancellation is the
+#: stop asked for, not an error (a notebook closing a widget while the page was loading).
+_SHUTDOWN_NOISE = ("timeout graceful shutdown exceeded",)
+
+
+class QuietShutdown(logging.Filter):
+    """Drops uvicorn's report of the requests a stop cancelled (``uvicorn.error``): the
+    "Cancel N running task(s)" line and each cancelled request's CancelledError traceback.
+    Every other record, errors of requests included, passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import asyncio
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, asyncio.CancelledError) and any(n in str(exc) for n in _SHUTDOWN_NOISE):
+            return False
+        return not any(n in str(record.msg) for n in _SHUTDOWN_NOISE)
+
+
+def _log_config() -> dict:
+    """uvicorn's logging configuration, with :class:`QuietShutdown` on its error logger."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["quiet_shutdown"] = {"()": QuietShutdown}
+    config["loggers"].setdefault("uvicorn.error", {})["filters"] = ["quiet_shutdown"]
+    return config
+
+
 class ServerThread:
     """Serve an ASGI app with uvicorn on a background thread (tests, browser tests, notebooks).
 
@@ -207,7 +240,8 @@ class ServerThread:
         # h11 (not httptools, if installed) so the limits below hold whatever is installed:
         # the request line and headers together at most MAX_HEADER_BYTES; at most
         # MAX_CONNECTIONS connections at once (more get 503, not memory).
-        config = uvicorn.Config(app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=3,
+        config = uvicorn.Config(app, log_level=log_level, log_config=_log_config(), lifespan="off",
+                                timeout_graceful_shutdown=STOP_GRACE_S,
                                 server_header=False, http="h11", ws="none",
                                 h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                                 limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5)
