@@ -27,9 +27,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM = os.environ.get("GRANDTOUR_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+from grandtour.export.video import CHROMIUM as DEBIAN_CHROMIUM
+from grandtour.export.video import CHROMIUM_FLAGS, SWIFTSHADER_FLAGS
+
+CHROMIUM = os.environ.get("GRANDTOUR_CHROMIUM", DEBIAN_CHROMIUM)
+CHROMIUM_ARGS = [*SWIFTSHADER_FLAGS, *CHROMIUM_FLAGS]
 
 
 def demo_run(path: Path, epochs: int) -> Path:

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from grandtour.export.video import CHROMIUM_FLAGS, SWIFTSHADER_FLAGS
 
 RAF_PROBE = """async (ms) => {
   const t = []; const end = performance.now() + ms;
@@ -85,7 +84,7 @@ def measure(page, seconds: float) -> tuple[float, float]:
 
 
 def launch(p, gpu: bool):
-    args = ARGS + ([] if gpu else ["--use-angle=swiftshader"])
+    args = [*CHROMIUM_FLAGS, *([] if gpu else SWIFTSHADER_FLAGS)]
     return p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
 
 

@@ -41,8 +41,8 @@ import sys
 import time
 from pathlib import Path
 
-ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from grandtour.export.video import CHROMIUM_FLAGS, SWIFTSHADER_FLAGS
+
 DEFAULT_SIZES = ["10000x10", "100000x10", "1000000x10", "10000x256", "10000x1024"]
 
 
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
 
     server = serve_web(args.web)
     url = server.url
-    flags = ARGS + ([] if args.gpu else ["--use-angle=swiftshader"])
+    flags = [*CHROMIUM_FLAGS, *([] if args.gpu else SWIFTSHADER_FLAGS)]
     variants = ["floor", "auto", "vertex", "pass", "still", "still-vertex"]
     try:
         with sync_playwright() as pw:

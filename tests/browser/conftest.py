@@ -24,16 +24,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grandtour.export import video
+
 # The test modules import the helpers below as `browser_kit`: a name of its own, so that
 # another conftest.py elsewhere in the tests can never shadow this one.
 sys.modules.setdefault("browser_kit", sys.modules[__name__])
 
-CHROMIUM = os.environ.get("GRANDTOUR_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM = os.environ.get("GRANDTOUR_CHROMIUM", video.CHROMIUM)
+CHROMIUM_ARGS = [*video.SWIFTSHADER_FLAGS, *video.CHROMIUM_FLAGS]  # the page composited as users see it
 EPOCHS = [0, 1, 2]
 N_TRAIN, N_TEST = 240, 160
 HIDDEN = 24

@@ -58,11 +58,14 @@ CHROMIUM = "/usr/bin/chromium"
 # (--disable-gpu-compositing): a frame then costs a third to a tenth of one composited by SwiftShader
 # (see BENCHMARKS.md); the WebGL points are the same pixels, the 2-D overlay's anti-aliased
 # edges (lines, text) differ by a few levels.
-CHROMIUM_ARGS = (
-    "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-gpu-compositing",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+# The flags are defined here once: the browser tests and the benchmarks start chromium with
+# the same ones (the benchmarks' --gpu leaves SWIFTSHADER_FLAGS out).
+CHROMIUM_FLAGS = (
+    "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--no-first-run",
 )
+SWIFTSHADER_FLAGS = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader")
+CHROMIUM_ARGS = (*SWIFTSHADER_FLAGS, "--disable-gpu-compositing", *CHROMIUM_FLAGS)
 MIN_SIDE, MAX_SIDE = 64, 4096
 MAX_FPS = 120
 GIF_MAX_FPS = 50  # GIF delays are whole hundredths of a second; players slow anything under 2
