@@ -18,7 +18,7 @@ from grandtour import defaults
 from grandtour.align._run import _as_run
 from grandtour.align.svd import _fix_signs
 from grandtour.errors import GrandTourError, StoreError
-from grandtour.store import LayerInfo, Run, encode_float16
+from grandtour.store import LayerInfo, Run, decode_float16, encode_float16
 
 #: Layers wider than this many coordinates are shown in a fixed reduction.
 DEFAULT_THRESHOLD = defaults.ALIGN_THRESHOLD
@@ -262,8 +262,9 @@ def _activation_blocks(run: Run, layer: LayerInfo, epochs: Sequence[int],
                        most: int = REDUCTION_FIT_POINTS) -> Callable[[], Iterator[np.ndarray]]:
     """The finite rows of every (epoch, split) block, streamed on every pass; or, if they
     come to more than ``most`` in all, a seeded sample of ``most`` (:func:`sample_rows`,
-    every block's share in proportion to its size), read from the run once and kept in
-    memory (float32, as read) for every pass."""
+    every block's share in proportion to its size), read from the run once (only those
+    rows: :meth:`~grandtour.store.Run.activations_float16` with ``rows``) and kept in memory
+    as stored, float16 with its scale, for every pass."""
     blocks = [(epoch, split) for epoch in epochs for split in run.splits]
     picks = sample_rows([run.size(split) for _, split in blocks], most, FIT_SEED)
 
@@ -276,9 +277,9 @@ def _activation_blocks(run: Run, layer: LayerInfo, epochs: Sequence[int],
                 yield finite(run.activations(layer.name, epoch, split).astype(np.float64))
 
         return gen
-    sample = [finite(run.activations(layer.name, epoch, split)[rows])
-              for (epoch, split), rows in zip(blocks, picks, strict=True)]
-    return lambda: (x.astype(np.float64) for x in sample)
+    sample = [(finite(y), scale) for (epoch, split), rows in zip(blocks, picks, strict=True)
+              for y, scale in [run.activations_float16(layer.name, epoch, split, rows)]]
+    return lambda: (decode_float16(y, scale).astype(np.float64) for y, scale in sample)
 
 
 def fit_reduction(run: Run | str | Path, layer: str, threshold: int = DEFAULT_THRESHOLD, *,
