@@ -271,18 +271,39 @@ class ServerThread:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving and wait for the thread to end; the socket is closed."""
+        """Stop serving and wait for the thread to end; the socket is closed.
+
+        Requests still running after :data:`STOP_GRACE_S` are cancelled; the threads that
+        were answering them are waited for too (within ``timeout`` in all), so that a
+        program ending right after ``stop`` does not end in the middle of their reads.
+        """
+        deadline = time.monotonic() + timeout
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
         with contextlib.suppress(OSError):
             self.sock.close()
+        for worker in _orphaned_workers():
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> ServerThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _orphaned_workers() -> list[threading.Thread]:
+    """AnyIO's worker threads still running a request for an event loop that has ended
+    (a stopped server's): each ends when its request's work is done. A worker of a server
+    still serving has a running loop and is not listed."""
+    out = []
+    for thread in threading.enumerate():
+        task = getattr(thread, "root_task", None)  # anyio's WorkerThread
+        loop = task.get_loop() if task is not None and hasattr(task, "get_loop") else None
+        if loop is not None and loop.is_closed() and thread.is_alive() and thread is not threading.current_thread():
+            out.append(thread)
+    return out
 
 
 def _configure_logging() -> None:
