@@ -13,9 +13,12 @@ unless ``--gpu``):
 2. **Time from ``grandtour serve`` to first frame** for a run given with ``--run``:
    from starting the server (``create_app`` opens the run) to the page's
    ``window.grandtour.ready`` (first frame drawn).
+3. **Our page alone** at sizes langevitour cannot tour (``--alone 1000000``): time from
+   ``goto`` to the first frame, frame period and CPU while touring, JS heap.
 
     pip install langevitour    # or: pip download langevitour; unzip the wheel; PYTHONPATH=...
     python benchmarks/bench_page.py --run runs/fashion
+    python benchmarks/bench_page.py --sizes --alone 1000000
 """
 
 from __future__ import annotations
@@ -95,7 +98,9 @@ def data(n: int, seed: int = 0):
     return (centers[labels] + rng.normal(0, 1, (n, 10))).astype(np.float32), labels
 
 
-def ours_period(p, gpu, n, tmp: Path, seconds: float, web: Path | None = None) -> tuple[float, float]:
+def ours_page(p, gpu, n, tmp: Path, seconds: float, web: Path | None = None) -> dict:
+    """Our page on ``n`` points x 10 dims: seconds from ``goto`` to the first frame, the
+    frame period and CPU per frame while touring, the JS heap after."""
     from grandtour.server import ServerThread, create_app
     from grandtour.store import Run
 
@@ -106,12 +111,21 @@ def ours_period(p, gpu, n, tmp: Path, seconds: float, web: Path | None = None) -
     with ServerThread(create_app([path], web_dir=web), "127.0.0.1", 0) as srv:
         browser = launch(p, gpu)
         page = browser.new_page(viewport={"width": 1280, "height": 720})
+        t0 = time.perf_counter()
         page.goto(srv.url)
-        page.wait_for_function("window.grandtour && window.grandtour.state().frameCount > 5",
-                               timeout=120_000)
-        period = measure(page, seconds)
+        page.wait_for_function("window.grandtour && window.grandtour.state().frameCount > 0",
+                               timeout=300_000, polling=10)
+        first = time.perf_counter() - t0
+        page.wait_for_function("window.grandtour.state().frameCount > 5", timeout=300_000)
+        period, cpu = measure(page, seconds)
+        heap = page.evaluate("performance.memory.usedJSHeapSize") / 2**20
         browser.close()
-    return period
+    return {"first_frame_s": first, "period_ms": period, "cpu_ms": cpu, "js_heap_mb": heap}
+
+
+def ours_period(p, gpu, n, tmp: Path, seconds: float, web: Path | None = None) -> tuple[float, float]:
+    f = ours_page(p, gpu, n, tmp, seconds, web)
+    return f["period_ms"], f["cpu_ms"]
 
 
 def _pkg_resources_shim() -> None:
@@ -181,6 +195,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000],
                     help="points for the frame-period table (none: skip it)")
+    ap.add_argument("--alone", type=int, nargs="*", default=[], metavar="N",
+                    help="points toured in our page alone (langevitour takes seconds a frame from "
+                         "100,000): first frame, period, CPU and JS heap")
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--run", type=Path, help="a run for the time-to-first-frame figure")
     ap.add_argument("--gpu", action="store_true", help="let chromium use a GPU (no SwiftShader)")
@@ -202,6 +219,11 @@ def main() -> None:
                 ours, ours_cpu = ours_period(p, args.gpu, n, Path(tmp), args.seconds, web)
                 print(f"| {n} x 10 | {name} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f}x "
                       f"| {ours_cpu:.1f} | {theirs_cpu:.1f} | {theirs_cpu / ours_cpu:.2f}x |", flush=True)
+        for n in args.alone:
+            f = ours_page(p, args.gpu, n, Path(tmp), args.seconds)
+            print(f"\n{n} x 10 in our page alone: first frame {f['first_frame_s']:.1f} s after goto, then "
+                  f"{f['period_ms']:.0f} ms a frame ({f['cpu_ms']:.0f} ms of CPU), JS heap "
+                  f"{f['js_heap_mb']:.0f} MiB", flush=True)
         if args.run:
             f = first_frame(p, args.gpu, args.run)
             print(f"\ntime to first frame, {args.run}: {f['first_frame_s']:.2f} s "
