@@ -16,6 +16,7 @@ size is reported. Open the result in the page with
 Run::
 
     python benchmarks/bench_scale.py --data-dir ../shared/data/mnist --out /tmp/big/mnist100k
+    python benchmarks/bench_scale.py --data-dir ../shared/data/mnist --out /tmp/big/mnist100k --align-epoch 3
 
 Peak memory: a few GB (the probes' inputs, 100,000 x 784 float32, and conv1's activations
 per recorded batch; the alignment's fit keeps a sample of 32,768 rows per layer).
@@ -47,6 +48,27 @@ def _size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
+def align_one_epoch(path: Path, epoch: int) -> int:
+    """Align one epoch of an aligned run again, on its own: what a further epoch costs a
+    fresh process (opening the run and its alignment included; torch imported before)."""
+    import torch  # noqa: F401 - imported once per process, not per epoch
+
+    from grandtour.align import align_run
+    from grandtour.align.storage import _AlignmentStore
+    from grandtour.store import Run
+
+    run = Run.open(path)
+    store = _AlignmentStore.read(run, writable=True)
+    store.commit["epochs"].pop(str(epoch), None)
+    store.save()
+    store._group.close()  # noqa: SLF001 - a benchmark undoing one epoch
+    t, c = time.perf_counter(), time.process_time()
+    align_run(path, epochs=[epoch], progress=False)
+    print(f"epoch {epoch} aligned in {time.perf_counter() - t:.1f} s wall, {time.process_time() - c:.1f} s "
+          f"CPU, peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", required=True, help="the MNIST IDX files")
@@ -55,7 +77,12 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--shift", type=int, default=3)
     ap.add_argument("--no-align", action="store_true")
+    ap.add_argument("--align-epoch", type=int, metavar="E",
+                    help="record nothing: time the alignment of epoch E of the run at --out alone, in "
+                         "this process (E is dropped from the alignment's commit record first)")
     args = ap.parse_args()
+    if args.align_epoch is not None:
+        return align_one_epoch(Path(args.out), args.align_epoch)
 
     import torch
 
