@@ -16,7 +16,7 @@ size is reported. Open the result in the page with
 Run::
 
     python benchmarks/bench_scale.py --data-dir ../shared/data/mnist --out /tmp/big/mnist100k
-    python benchmarks/bench_scale.py --data-dir ../shared/data/mnist --out /tmp/big/mnist100k --align-epoch 3
+    python benchmarks/bench_scale.py --out /tmp/big/mnist100k --align-epoch 3
 
 Peak memory: a few GB (the probes' inputs, 100,000 x 784 float32, and conv1's activations
 per recorded batch; the alignment's fit keeps a sample of 32,768 rows per layer).
@@ -71,7 +71,7 @@ def align_one_epoch(path: Path, epoch: int) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", required=True, help="the MNIST IDX files")
+    ap.add_argument("--data-dir", help="the MNIST IDX files (not needed with --align-epoch)")
     ap.add_argument("--out", required=True, help="the run to create (replaced if it exists)")
     ap.add_argument("--probes", type=int, default=100_000, help="in all, at least 70,000")
     ap.add_argument("--epochs", type=int, default=3)
@@ -83,6 +83,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.align_epoch is not None:
         return align_one_epoch(Path(args.out), args.align_epoch)
+    if args.data_dir is None:
+        ap.error("--data-dir is needed to record a run")
 
     import torch
 
