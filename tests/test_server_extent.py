@@ -72,3 +72,31 @@ def test_a_large_run_gets_its_extents_from_the_background(run_dir, monkeypatch):
         raise AssertionError(f"no extents after 4 s: {meta['layers']}")
     for layer in meta["layers"]:
         assert layer["extent"] == pytest.approx(_expected(client, layer["name"], meta["epochs"]), rel=1e-12)
+
+
+def test_a_large_run_gets_its_narrow_layers_extents_at_once_and_the_rest_later(run_dir, monkeypatch):
+    """Cheapest layers first: those that fit the budget are in the first /meta (the page then
+    draws its first layer without loading every epoch of it), the others come from a thread."""
+    started = []
+
+    class Held:  # the background thread, held until the test runs it
+        def __init__(self, target, **kw):
+            self.target = target
+
+        def start(self):
+            started.append(self.target)
+
+        def is_alive(self):
+            return False
+
+    monkeypatch.setattr(served_runs.threading, "Thread", Held)
+    monkeypatch.setattr(served_runs, "EXTENT_SYNC_BYTES", 40 * 3 * 2 * 2)  # "small": 3 dims, 2 epochs
+    client = TestClient(server.create_app([run_dir]), base_url=BASE)
+    meta = client.get("/api/runs/run/meta").json()
+    got = {layer["name"]: layer.get("extent") for layer in meta["layers"]}
+    assert got["wide"] is None and got["small"] == pytest.approx(_expected(client, "small", meta["epochs"]), rel=1e-12)
+    assert len(started) == 1
+    started[0]()  # the thread's work: the wide layer
+    meta = client.get("/api/runs/run/meta").json()
+    got = {layer["name"]: layer.get("extent") for layer in meta["layers"]}
+    assert got["wide"] == pytest.approx(_expected(client, "wide", meta["epochs"]), rel=1e-12)

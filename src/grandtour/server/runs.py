@@ -37,9 +37,9 @@ TRANSITION_CACHE = 8
 #: A layer's extent (``/meta``): the largest, over its epochs and splits, of this quantile
 #: of its rows' norms, as sent (float16 times scale): the page's viewmap.js EXTENT_QUANTILE.
 EXTENT_QUANTILE = 0.99
-#: Runs with up to this many float16 bytes of activations get every layer's extent in
-#: their first ``/meta``; larger ones compute them in the background (``/meta`` gives
-#: each layer's once known, and until then the page measures it itself).
+#: Layers with up to this many float16 bytes of activations in all (cheapest first) get
+#: their extent in the run's first ``/meta``; the others are computed in the background
+#: (``/meta`` gives each layer's once known, and until then the page measures it itself).
 EXTENT_SYNC_BYTES = 64 * 2**20
 
 _EPOCH = re.compile(r"^[0-9]{1,12}$")
@@ -60,9 +60,13 @@ def norm_quantile(y: np.ndarray, scale: float, q: float = EXTENT_QUANTILE) -> fl
     """The ``q`` quantile of the norms of the finite rows of float16 ``y`` (N, dim) times
     ``scale``, the way the page takes it (viewmap.js ``normQuantile``): the sorted squared
     norms' entry ``floor(q (n - 1))``; 0 when no row is finite."""
-    x = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    sq = np.sort(np.square(x[np.isfinite(x).all(axis=1)]).sum(axis=1))
-    return float(np.sqrt(sq[int(np.floor(q * (len(sq) - 1)))]) * scale) if len(sq) else 0.0
+    y = np.asarray(y).reshape(len(y), -1)
+    x = y[np.isfinite(y).all(axis=1)].astype(np.float64)
+    if not len(x):
+        return 0.0
+    sq = np.einsum("ij,ij->i", x, x)
+    k = int(np.floor(q * (len(sq) - 1)))
+    return float(np.sqrt(np.partition(sq, k)[k]) * scale)  # the sorted entry k, without the sort
 
 
 def _tag(*parts: Any, n: int = 20) -> str:
@@ -190,19 +194,34 @@ class ServedRun:
         return out
 
     def extents(self) -> dict[str, float]:
-        """Each layer's extent (the scale the page draws it at), by name: all of them for a
-        small run; for a large one, those computed so far (a background thread goes on)."""
+        """Each layer's extent (the scale the page draws it at), by name.
+
+        The layers are taken cheapest first (float16 bytes over their epochs and splits):
+        those that fit :data:`EXTENT_SYNC_BYTES` together are computed now, so a small run
+        gets all of them and a large one its narrow layers (the softmax the page opens on)
+        in its first ``/meta``; a background thread goes on with the others in the same
+        order, and each is given once known.
+        """
         run = self.run
-        size = sum(run.size(s) for s in run.splits) * sum(i.dim for i in run.layers) * 2 * len(run.epochs)
-        if size <= EXTENT_SYNC_BYTES:
-            try:
-                return {i.name: r for i in run.layers if (r := self._layer_extent(i)) is not None}
-            except (GrandTourError, OSError, ValueError):
-                return {}  # the page measures the layers itself (and reports what it cannot read)
-        if self._extent_thread is None or not self._extent_thread.is_alive():
+        n = sum(run.size(s) for s in run.splits)
+        cost = {i.name: n * i.dim * 2 * (1 if i.static else len(run.epochs)) for i in run.layers}
+        order = sorted(run.layers, key=lambda i: cost[i.name])
+        now, spent = [], 0
+        for info in order:
+            if spent + cost[info.name] > EXTENT_SYNC_BYTES:
+                break
+            now.append(info)
+            spent += cost[info.name]
+        try:
+            for info in now:
+                self._layer_extent(info)
+        except (GrandTourError, OSError, ValueError):
+            return {}  # the page measures the layers itself (and reports what it cannot read)
+        later = order[len(now):]
+        if later and (self._extent_thread is None or not self._extent_thread.is_alive()):
             def work() -> None:
                 try:
-                    for info in run.layers:
+                    for info in later:
                         self._layer_extent(info)
                 except (GrandTourError, OSError, ValueError):
                     pass
