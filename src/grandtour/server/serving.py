@@ -295,13 +295,14 @@ class ServerThread:
 
 def _orphaned_workers() -> list[threading.Thread]:
     """AnyIO's worker threads still running a request for an event loop that has ended
-    (a stopped server's): each ends when its request's work is done. A worker of a server
-    still serving has a running loop and is not listed."""
+    (a stopped server's), told to stop: each ends when its request's work is done. A
+    worker of a server still serving has a running loop and is not listed."""
     out = []
     for thread in threading.enumerate():
         task = getattr(thread, "root_task", None)  # anyio's WorkerThread
         loop = task.get_loop() if task is not None and hasattr(task, "get_loop") else None
-        if loop is not None and loop.is_closed() and thread.is_alive() and thread is not threading.current_thread():
+        if (loop is not None and loop.is_closed() and getattr(thread, "stopping", False)
+                and thread.is_alive() and thread is not threading.current_thread()):
             out.append(thread)
     return out
 
