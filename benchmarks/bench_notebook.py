@@ -27,10 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from grandtour.export.video import CHROMIUM as DEBIAN_CHROMIUM
-from grandtour.export.video import CHROMIUM_FLAGS, SWIFTSHADER_FLAGS
+from grandtour.export.video import CHROMIUM_FLAGS, SWIFTSHADER_FLAGS, find_browser
 
-CHROMIUM = os.environ.get("GRANDTOUR_CHROMIUM", DEBIAN_CHROMIUM)
 CHROMIUM_ARGS = [*SWIFTSHADER_FLAGS, *CHROMIUM_FLAGS]
 
 
@@ -135,7 +133,7 @@ def bench_widget(run: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=find_browser(), headless=True, args=CHROMIUM_ARGS)
         served = _served_first_frame(browser, run)
         widget = _widget_first_frame(browser, run, Path(tmp))
         browser.close()

@@ -13,7 +13,7 @@ from grandtour.errors import StoreError
 from grandtour.store.codec import decode_float16, file_stamp
 from grandtour.store.groups import DerivedGroup, record_path
 from grandtour.store.importer import read_npz, write_arrays
-from grandtour.store.integrity import adversarial_problems
+from grandtour.store.integrity import adversarial_problems, nonfinite_rows
 from grandtour.store.layout import Layout
 from grandtour.store.location import as_path
 from grandtour.store.schema import (
@@ -110,7 +110,7 @@ class AdversarialRecord:
                              float(self._scale.get(layer, 1.0)))
         counts = self._nonfinite.get(layer, [0] * (self.steps + 1))
         expected = sum(counts) if step is None else counts[index]
-        found = int((~np.isfinite(out).all(axis=-1)).sum())
+        found = nonfinite_rows(out)
         if found != expected:
             raise StoreError(f"array {name!r} of run {self._layout.path} is corrupt: {found} rows are "
                              f"not finite where {expected} were written (a chunk may be missing)")
@@ -357,7 +357,7 @@ class Run:
         """
         name, slot, scale, expected = self._activation_location(layer, epoch, split)
         y = self._layout.read(name, slot, rows=rows, context=f"epoch {epoch} (slot {slot})")
-        found = int((~np.isfinite(y).all(axis=1)).sum())
+        found = nonfinite_rows(y)
         if found > expected or (rows is None and found != expected):
             # The commit record counts the non-finite rows written; a missing chunk reads as NaN.
             raise StoreError(f"array {name!r} of run {self.path} is corrupt at epoch {epoch} (slot "
